@@ -1,0 +1,118 @@
+//! Fetching what an image's sources offer: the signed Release of each
+//! source, then the `Packages` indexes of its components, keeping the
+//! stanzas of installed packages.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::fetch::Fetcher;
+use crate::packages::{fetch_index, scan_index, Available};
+use crate::policy::Archive;
+use crate::release::Release;
+use crate::sources::SourceEntry;
+use crate::system::{RootView, System};
+
+/// What the archives offer for the installed packages.
+pub struct Offers {
+    pub archives: Vec<Archive>,
+    pub available: Vec<Available>,
+    /// Sources skipped because they could not be reached (only with
+    /// `ignore_unreachable`).
+    pub warnings: Vec<String>,
+}
+
+/// Fetches and verifies the Release file of one source.
+pub fn fetch_release(fetcher: &Fetcher, system: &System, view: &dyn RootView, source: &SourceEntry, now: DateTime<Utc>) -> Result<Release> {
+    let serr = |message: String| Error::Source { source_name: source.name(), message };
+    if source.trusted {
+        return Err(serr(format!("marked trusted=yes ({}): freshen does not accept unsigned sources", source.origin)));
+    }
+    let keys = system.keys_for(view, source)?;
+    let dist = source.dist_url();
+    let text = if let Some(inrelease) = fetcher.get_revalidated(&format!("{dist}/InRelease"))? {
+        keys.verify_cleartext(&inrelease).map_err(|e| serr(format!("InRelease signature: {e}")))?
+    } else {
+        let release = fetcher
+            .get_revalidated(&format!("{dist}/Release"))?
+            .ok_or_else(|| serr(format!("no InRelease or Release file at {dist}")))?;
+        let sig = fetcher
+            .get_revalidated(&format!("{dist}/Release.gpg"))?
+            .ok_or_else(|| serr(format!("{dist}/Release is not signed (no Release.gpg)")))?;
+        keys.verify_detached(&release, &sig).map_err(|e| serr(format!("Release.gpg signature: {e}")))?;
+        String::from_utf8(release).map_err(|_| serr("Release is not UTF-8".into()))?
+    };
+    let release = Release::parse(&text).map_err(|m| serr(format!("Release file: {m}")))?;
+    release.check_dates(now).map_err(serr)?;
+    // The Release must be the suite the sources asked for (apt checks this too).
+    if !source.is_flat() {
+        let names = [release.suite.as_deref(), release.codename.as_deref()];
+        if !names.contains(&Some(source.suite.as_str())) {
+            return Err(serr(format!(
+                "Release file is for suite {} / codename {}, not {}",
+                release.suite.as_deref().unwrap_or("?"),
+                release.codename.as_deref().unwrap_or("?"),
+                source.suite
+            )));
+        }
+    }
+    Ok(release)
+}
+
+fn offers_of(fetcher: &Fetcher, system: &System, view: &dyn RootView, source: &SourceEntry, wanted: &HashSet<String>, now: DateTime<Utc>) -> Result<Vec<(Archive, Vec<Available>)>> {
+    let release = fetch_release(fetcher, system, view, source, now)?;
+    let mut archs = vec![system.native_arch.clone()];
+    archs.extend(system.foreign_archs.iter().cloned());
+    if let Some(only) = &source.architectures {
+        archs.retain(|a| only.contains(a));
+    }
+    let components = if source.is_flat() { vec![String::new()] } else { source.components.clone() };
+    let mut out = Vec::new();
+    for component in components {
+        let mut available = Vec::new();
+        for arch in &archs {
+            if let Some(path) = fetch_index(fetcher, source, &release, &component, arch)? {
+                let label = format!("{} {component}/binary-{arch}/Packages", source.dist_url());
+                available.extend(scan_index(&path, &label, wanted, 0)?);
+            }
+        }
+        out.push((Archive { source: source.clone(), release: release.clone(), component }, available));
+    }
+    Ok(out)
+}
+
+/// Resolves every source of `system` (in parallel) into archives and offers.
+pub fn collect_offers(fetcher: &Fetcher, system: &System, view: &(dyn RootView + Sync), now: DateTime<Utc>, ignore_unreachable: bool) -> Result<Offers> {
+    let wanted: HashSet<String> = system.installed.iter().map(|p| p.name.clone()).collect();
+    let mut seen = HashSet::new();
+    let sources: Vec<&SourceEntry> = system.sources.iter().filter(|s| seen.insert((s.dist_url(), s.components.clone()))).collect();
+    let results: Vec<Result<Vec<(Archive, Vec<Available>)>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = sources
+            .iter()
+            .map(|s| {
+                let wanted = &wanted;
+                scope.spawn(move || offers_of(fetcher, system, view, s, wanted, now))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("internal error: a fetch thread panicked".into())))).collect()
+    });
+    let mut offers = Offers { archives: Vec::new(), available: Vec::new(), warnings: Vec::new() };
+    for r in results {
+        match r {
+            Ok(list) => {
+                for (archive, mut available) in list {
+                    let id = offers.archives.len();
+                    for a in &mut available {
+                        a.archive = id;
+                    }
+                    offers.archives.push(archive);
+                    offers.available.extend(available);
+                }
+            }
+            Err(e @ Error::Unreachable { .. }) if ignore_unreachable => offers.warnings.push(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(offers)
+}

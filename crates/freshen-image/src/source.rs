@@ -1,0 +1,82 @@
+//! The image source interface: every transport resolves a reference to an
+//! [`Image`] and streams its layer blobs, verified against their digests.
+
+use std::io::Read;
+
+use oci_spec::image::ImageConfiguration;
+
+use crate::digest::Digest;
+use crate::error::Result;
+
+/// One layer of an image, bottom first.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    /// Position in the image, 0 = bottom.
+    pub index: usize,
+    /// Digest of the blob as stored (compressed or not).
+    pub digest: Digest,
+    /// Digest of the uncompressed tar, from the config's `rootfs.diff_ids`.
+    pub diff_id: Option<Digest>,
+    pub media_type: String,
+    /// Size of the blob, when the manifest records it.
+    pub size: Option<u64>,
+    /// `created_by` of the history entry that made this layer.
+    pub created_by: Option<String>,
+}
+
+/// A resolved image: one manifest, its config and its layers.
+#[derive(Clone, Debug)]
+pub struct Image {
+    /// The reference as the user wrote it.
+    pub reference: String,
+    /// Digest of the manifest, when the transport has one.
+    pub manifest_digest: Option<Digest>,
+    pub config_digest: Digest,
+    pub config: ImageConfiguration,
+    pub layers: Vec<Layer>,
+}
+
+/// A transport that can produce an image and stream its blobs.
+pub trait ImageSource {
+    fn image(&self) -> &Image;
+    /// Opens a layer blob. The stream fails with `InvalidData` at its end
+    /// when size or digest do not match the descriptor.
+    fn open_layer(&self, layer: &Layer) -> Result<Box<dyn Read + '_>>;
+}
+
+/// Fills `created_by` for each layer from the config's history, skipping
+/// entries marked `empty_layer`.
+pub(crate) fn attach_history(config: &ImageConfiguration, layers: &mut [Layer]) {
+    let Some(history) = config.history() else { return };
+    let mut it = layers.iter_mut();
+    for h in history {
+        if h.empty_layer().unwrap_or(false) {
+            continue;
+        }
+        match it.next() {
+            Some(layer) => layer.created_by = h.created_by().clone().or_else(|| h.comment().clone()),
+            None => break,
+        }
+    }
+}
+
+/// The config's diff ids, parsed.
+pub(crate) fn diff_ids(config: &ImageConfiguration) -> Vec<Option<Digest>> {
+    config.rootfs().diff_ids().iter().map(|d| Digest::parse(d).ok()).collect()
+}
+
+/// Reads a small JSON document fully, verifying its digest, and parses it.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    digest: &Digest,
+    bytes: &[u8],
+) -> Result<T> {
+    let got = Digest::of(bytes);
+    if &got != digest {
+        return Err(crate::Error::Blob {
+            digest: digest.to_string(),
+            reason: format!("digest mismatch: content hashes to {got}"),
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|e| crate::Error::Json { what, digest: digest.to_string(), reason: e.to_string() })
+}

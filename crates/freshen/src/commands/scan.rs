@@ -1,0 +1,97 @@
+//! `freshen scan IMAGE`
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use freshen_apt::{Fetcher, HostInfo, ScanOptions};
+use freshen_image::{ImageRef, Interest, Platform};
+
+use crate::output::{self, Format, Report};
+use crate::view::View;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The image: oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or dir:PATH (dir:/ is the host).
+    image: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Which updates count: all pending updates, or only security updates.
+    #[arg(long, value_enum, default_value_t = Only::All)]
+    only: Only,
+    /// Also read each update's changelog: the CVE ids it fixes and when the fix was published.
+    #[arg(long)]
+    changelogs: bool,
+    /// The platform to pick from a multi-platform image (default: this machine's).
+    #[arg(long, value_parser = Platform::parse)]
+    platform: Option<Platform>,
+    /// Cache directory for indexes and packages (default: $FRESHEN_CACHE, else ~/.cache/freshen).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Skip sources that cannot be reached (with a warning) instead of failing.
+    #[arg(long)]
+    ignore_unreachable: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    All,
+    Security,
+}
+
+/// The cache directory: `--cache`, `$FRESHEN_CACHE`, `$XDG_CACHE_HOME/freshen`, `~/.cache/freshen`.
+pub fn cache_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("FRESHEN_CACHE").map(PathBuf::from))
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("freshen")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/freshen")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache/freshen"))
+}
+
+pub fn run(args: Args) -> Result<u8> {
+    let started = std::time::Instant::now();
+    let reference = ImageRef::parse(&args.image)?;
+    let platform = args.platform.unwrap_or_else(Platform::host);
+    let interest = Interest { paths: freshen_apt::system::PATHS, keep_versions: freshen_apt::system::VERSIONED_PATHS };
+    let (image, files) = match &reference {
+        ImageRef::Dir { path } => (None, freshen_image::read_dir_files(path, &interest)?),
+        _ => {
+            let source = freshen_image::open(&reference, &platform)?;
+            let files = freshen_image::read_image_files(&source, &interest)?;
+            (Some(freshen_image::ImageSource::image(&source).clone()), files)
+        }
+    };
+    let view = View(files);
+    let fetcher = Fetcher::new(cache_dir(args.cache));
+    let now = chrono::Utc::now();
+    let opts = ScanOptions { now, ignore_unreachable: args.ignore_unreachable, changelogs: args.changelogs };
+    let scan = freshen_apt::scan(&fetcher, &view, &opts).with_context(|| format!("scanning {reference}"))?;
+    let rows: Vec<_> = scan
+        .updates
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| args.only == Only::All || u.security)
+        .map(|(i, u)| (u, scan.fixes.get(i)))
+        .collect();
+    let host = matches!(reference, ImageRef::Dir { .. }).then(|| HostInfo::read(&view, &scan.system));
+    let report = Report {
+        reference: reference.to_string(),
+        image: image.as_ref(),
+        scan: &scan,
+        rows: &rows,
+        host,
+        now,
+        requests: fetcher.requests(),
+        elapsed: started.elapsed(),
+        changelogs: args.changelogs,
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        Format::Text => output::text(&report, &mut out)?,
+        Format::Json => output::json(&report, &mut out)?,
+    }
+    for w in &scan.offers.warnings {
+        eprintln!("warning: skipped source: {w}");
+    }
+    Ok(if rows.is_empty() { crate::exit::CLEAN } else { crate::exit::PENDING })
+}

@@ -1,0 +1,47 @@
+//! freshen: find (and later patch) stale OS packages in container images.
+
+mod commands;
+mod output;
+mod view;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    /// Nothing pending in the chosen scope.
+    pub const CLEAN: u8 = 0;
+    /// An error: bad input, an unreachable or badly signed source, ...
+    pub const ERROR: u8 = 1;
+    /// Updates are pending in the chosen scope.
+    pub const PENDING: u8 = 3;
+}
+
+#[derive(Parser)]
+#[command(name = "freshen", version, about = "Find and fix stale OS packages in container images")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show which installed packages have newer versions in the image's own apt sources.
+    Scan(commands::scan::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => commands::scan::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
