@@ -68,11 +68,24 @@ pub fn fetch_deb(fetcher: &Fetcher, offers: &Offers, u: &Update) -> Result<PathB
     if dest.is_file() {
         return Ok(dest);
     }
-    let url = format!("{}/{}", offers.archives[c.archive].source.uri, c.filename);
+    let url = format!("{}/{}", offers.archives[c.archive].source.uri, quote_path(&c.filename));
     if !fetcher.fetch_verified(&url, &c.sha256, Some(c.size), &dest)? {
         return Err(Error::Unreachable { url, message: "not found (404)".into() });
     }
     Ok(dest)
+}
+
+/// Percent-encodes a pool path as apt does (`:` of epochs, `%`, spaces...).
+fn quote_path(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for b in p.bytes() {
+        if b.is_ascii_alphanumeric() || b"/._~+-".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn read_fixes(fetcher: &Fetcher, system: &System, offers: &Offers, updates: &[Update]) -> Result<Vec<Fix>> {
