@@ -1,0 +1,260 @@
+//! Image transports and formats: OCI layouts with gzip, zstd and plain
+//! layers, both docker-archive forms, indexes and platforms, whiteouts, and
+//! the errors for broken or unsupported images.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use common::*;
+use freshen_image::{Digest, LayerBlob};
+use serde_json::{json, Value};
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+fn blob(layout: &Path, digest: &str) -> PathBuf {
+    layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+}
+
+/// (manifest, config) of the only image in a layout.
+fn manifest_of(layout: &Path) -> (Value, Value) {
+    let index = read_json(&layout.join("index.json"));
+    let m = read_json(&blob(layout, index["manifests"][0]["digest"].as_str().unwrap()));
+    let c = read_json(&blob(layout, m["config"]["digest"].as_str().unwrap()));
+    (m, c)
+}
+
+fn simple_image() -> (Rootfs, PathBuf, String) {
+    let root = Rootfs::new(DEBIAN_OS);
+    root.with_sources(&format!("deb {} stable main\n", repo().url));
+    root.write("var/lib/dpkg/status", &(stanza("hello", "1.0-1") + &stanza("tilde", "0.9")));
+    let layout = tempdir().join("oci");
+    let img = pack(&[(&root.dir, "base")], &layout, "app");
+    (root, layout, img)
+}
+
+fn expected() -> Vec<(String, String, bool, bool)> {
+    vec![("hello".to_string(), "1.0-2".to_string(), false, false), ("tilde".into(), "1.0".into(), false, false)]
+}
+
+/// Uncompressed layer tars of a layout, bottom first.
+fn layer_tars(layout: &Path) -> Vec<Vec<u8>> {
+    let (m, _) = manifest_of(layout);
+    m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let data = std::fs::read(blob(layout, l["digest"].as_str().unwrap())).unwrap();
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&data[..]).read_to_end(&mut out).unwrap();
+            out
+        })
+        .collect()
+}
+
+/// Rewrites a layout's layers with another compression.
+fn recompress(layout: &Path, kind: &str) -> String {
+    let out = tempdir().join("oci");
+    std::fs::create_dir_all(out.join("blobs/sha256")).unwrap();
+    let (_, config) = manifest_of(layout);
+    let blobs: Vec<LayerBlob> = layer_tars(layout)
+        .into_iter()
+        .zip(config["history"].as_array().unwrap())
+        .map(|(tar, h)| {
+            let (data, media) = match kind {
+                "zstd" => (zstd::encode_all(&tar[..], 3).unwrap(), "application/vnd.oci.image.layer.v1.tar+zstd"),
+                _ => (tar.clone(), "application/vnd.oci.image.layer.v1.tar"),
+            };
+            let digest = Digest::of(&data);
+            std::fs::write(blob(&out, &digest.to_string()), &data).unwrap();
+            LayerBlob { digest, diff_id: Digest::of(&tar), size: data.len() as u64, media_type: media.into(), created_by: h["created_by"].as_str().unwrap().into() }
+        })
+        .collect();
+    freshen_image::write_oci_layout(&out, &freshen_image::LayoutImage { tag: "app", os: "linux", architecture: "amd64", layers: &blobs }).unwrap();
+    format!("oci:{}:app", out.display())
+}
+
+fn tar_append(b: &mut tar::Builder<std::fs::File>, name: &str, data: &[u8]) {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, name, data).unwrap();
+}
+
+/// `docker save` output in the legacy form: `<id>/layer.tar`, `<hex>.json`, manifest.json.
+fn docker_archive_legacy(layout: &Path) -> PathBuf {
+    let (m, _) = manifest_of(layout);
+    let cfg_digest = m["config"]["digest"].as_str().unwrap();
+    let path = tempdir().join("legacy.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    let config_name = format!("{}.json", cfg_digest.trim_start_matches("sha256:"));
+    tar_append(&mut b, &config_name, &std::fs::read(blob(layout, cfg_digest)).unwrap());
+    let mut layers = Vec::new();
+    for (i, tar) in layer_tars(layout).into_iter().enumerate() {
+        let name = format!("{i:064}/layer.tar");
+        tar_append(&mut b, &name, &tar);
+        layers.push(name);
+    }
+    let manifest = json!([{"Config": config_name, "RepoTags": ["app:1"], "Layers": layers}]);
+    tar_append(&mut b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    b.finish().unwrap();
+    path
+}
+
+/// The Docker 25+ form: an OCI layout inside the tar (index.json and blobs/).
+fn docker_archive_oci(layout: &Path) -> PathBuf {
+    let path = tempdir().join("oci.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    b.append_dir_all(".", layout).unwrap();
+    b.finish().unwrap();
+    path
+}
+
+#[test]
+fn all_transports_and_compressions_agree() {
+    let (_root, layout, img) = simple_image();
+    let cache = tempdir();
+    let (code, v) = scan_json(&img, &[], &cache);
+    assert_eq!(code, 3);
+    assert_eq!(updates(&v), expected());
+    for other in [
+        recompress(&layout, "zstd"),
+        recompress(&layout, "plain"),
+        format!("docker-archive:{}", docker_archive_legacy(&layout).display()),
+        format!("docker-archive:{}:app:1", docker_archive_legacy(&layout).display()),
+        format!("docker-archive:{}", docker_archive_oci(&layout).display()),
+    ] {
+        let (code, v) = scan_json(&other, &[], &cache);
+        assert_eq!(code, 3, "{other}: {v}");
+        assert_eq!(updates(&v), expected(), "{other}");
+    }
+    let out = freshen(&["scan", &format!("docker-archive:{}:nope:1", docker_archive_legacy(&layout).display())], &cache);
+    assert_error(&out, &["no image tagged `nope:1`", "app:1"]);
+}
+
+#[test]
+fn whiteouts_hide_lower_files() {
+    let root = Rootfs::new(DEBIAN_OS);
+    root.with_sources(&format!("deb {} stable main\n", repo().url));
+    // A source nobody can reach, deleted again by the upper layer.
+    root.write("etc/apt/sources.list.d/gone.list", "deb http://127.0.0.1:9/nothing stable main\n");
+    root.write("etc/apt/sources.list.d/old/x", "");
+    root.write("var/lib/dpkg/status", &stanza("hello", "1.0-1"));
+    let upper = Rootfs { dir: tempdir() };
+    upper.write("etc/apt/sources.list.d/.wh.gone.list", "");
+    let layout = tempdir().join("oci");
+    let img = pack(&[(&root.dir, "base"), (&upper.dir, "rm gone.list")], &layout, "w");
+    let (code, v) = scan_json(&img, &[], &tempdir());
+    assert_eq!(code, 3, "{v}");
+    // Without the whiteout layer the unreachable source is read.
+    let img = pack(&[(&root.dir, "base")], &tempdir().join("oci"), "w");
+    assert_error(&freshen(&["scan", &img], &tempdir()), &["cannot reach http://127.0.0.1:9/nothing"]);
+    // An opaque directory hides everything below it.
+    let upper = Rootfs { dir: tempdir() };
+    upper.write("etc/apt/sources.list.d/.wh..wh..opq", "");
+    let img = pack(&[(&root.dir, "base"), (&upper.dir, "opaque")], &tempdir().join("oci"), "w");
+    assert_eq!(scan_json(&img, &[], &tempdir()).0, 3);
+}
+
+fn corrupt_layer(f: impl Fn(&Path)) -> std::process::Output {
+    let (_root, layout, img) = simple_image();
+    let (m, _) = manifest_of(&layout);
+    f(&blob(&layout, m["layers"][0]["digest"].as_str().unwrap()));
+    freshen(&["scan", &img], &tempdir())
+}
+
+#[test]
+fn corrupt_truncated_and_missing_blobs_are_named() {
+    let out = corrupt_layer(|p| {
+        let mut d = std::fs::read(p).unwrap();
+        let n = d.len();
+        d[n / 2] ^= 0xff;
+        std::fs::write(p, d).unwrap();
+    });
+    assert_error(&out, &["layer 0 (sha256:"]);
+    let out = corrupt_layer(|p| {
+        let d = std::fs::read(p).unwrap();
+        std::fs::write(p, &d[..d.len() - 100]).unwrap();
+    });
+    assert_error(&out, &["layer 0 (sha256:"]);
+    let out = corrupt_layer(|p| {
+        // Same size, different content: only the digest can tell.
+        let d = std::fs::read(p).unwrap();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(&d[..]).read_to_end(&mut tar).unwrap();
+        e.write_all(&tar).unwrap();
+        let mut z = e.finish().unwrap();
+        z.resize(d.len(), 0);
+        std::fs::write(p, z).unwrap();
+    });
+    assert_error(&out, &["layer 0 (sha256:"]);
+    let out = corrupt_layer(|p| std::fs::remove_file(p).unwrap());
+    assert_error(&out, &["blob sha256:", "is missing"]);
+}
+
+#[test]
+fn index_platform_selection() {
+    let (_root, layout, _) = simple_image();
+    let index = read_json(&layout.join("index.json"));
+    let mut desc = index["manifests"][0].clone();
+    desc.as_object_mut().unwrap().remove("annotations");
+    desc["platform"] = json!({"os": "linux", "architecture": "amd64"});
+    let inner = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [desc]})).unwrap();
+    let d = Digest::of(&inner);
+    std::fs::write(blob(&layout, &d.to_string()), &inner).unwrap();
+    let top = json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": d.to_string(), "size": inner.len(), "annotations": {"org.opencontainers.image.ref.name": "multi"}}]});
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    let img = format!("oci:{}:multi", layout.display());
+    let (code, v) = scan_json(&img, &["--platform", "linux/amd64"], &tempdir());
+    assert_eq!(code, 3);
+    assert_eq!(updates(&v), expected());
+    assert_error(&freshen(&["scan", &img, "--platform", "linux/arm64"], &tempdir()), &["no manifest for platform linux/arm64", "available: linux/amd64"]);
+    assert_error(&freshen(&["scan", &format!("oci:{}:nope", layout.display())], &tempdir()), &["no image tagged `nope`", "multi"]);
+}
+
+#[test]
+fn images_without_dpkg_are_explained() {
+    let alpine = Rootfs::new("NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.0\nPRETTY_NAME=\"Alpine Linux v3.20\"\n");
+    alpine.write("lib/apk/db/installed", "P:musl\nV:1.2.5-r0\n");
+    let img = pack(&[(&alpine.dir, "alpine")], &tempdir().join("oci"), "a");
+    assert_error(&freshen(&["scan", &img], &tempdir()), &["no dpkg database", "Alpine Linux v3.20 (ID=alpine)"]);
+    let scratch = Rootfs { dir: tempdir() };
+    scratch.write("app", "binary");
+    let img = pack(&[(&scratch.dir, "scratch")], &tempdir().join("oci"), "s");
+    assert_error(&freshen(&["scan", &img], &tempdir()), &["no dpkg database and no /etc/os-release"]);
+}
+
+#[test]
+fn malformed_status_names_file_and_line() {
+    let root = Rootfs::new(DEBIAN_OS);
+    root.with_sources(&format!("deb {} stable main\n", repo().url));
+    root.write("var/lib/dpkg/status", "Package: hello\nStatus: install ok installed\nthis is not a field\n");
+    let img = pack(&[(&root.dir, "base")], &tempdir().join("oci"), "m");
+    assert_error(&freshen(&["scan", &img], &tempdir()), &["/var/lib/dpkg/status:3:"]);
+    root.write("var/lib/dpkg/status", "Package: hello\nStatus: install ok installed\nVersion: 1.0 beta\n");
+    let img = pack(&[(&root.dir, "base")], &tempdir().join("oci"), "m");
+    assert_error(&freshen(&["scan", &img], &tempdir()), &["/var/lib/dpkg/status:3: invalid version `1.0 beta`"]);
+    root.write("var/lib/dpkg/status", &stanza("hello", "1.0-1"));
+    root.write("etc/apt/sources.list", "deb http://x\n");
+    let img = pack(&[(&root.dir, "base")], &tempdir().join("oci"), "m");
+    assert_error(&freshen(&["scan", &img], &tempdir()), &["/etc/apt/sources.list:1:"]);
+}
+
+#[test]
+fn bad_references_and_paths() {
+    let cache = tempdir();
+    assert_error(&freshen(&["scan", "nonsense"], &cache), &["invalid image reference `nonsense`"]);
+    assert_error(&freshen(&["scan", "oci:/nonexistent/layout"], &cache), &["not an OCI image layout"]);
+    assert_error(&freshen(&["scan", "docker-archive:/nonexistent.tar"], &cache), &["/nonexistent.tar"]);
+    let junk = tempdir().join("junk.tar");
+    std::fs::write(&junk, b"this is not a tar archive at all").unwrap();
+    assert_error(&freshen(&["scan", &format!("docker-archive:{}", junk.display())], &cache), &["junk.tar"]);
+    assert_error(&freshen(&["scan", "dir:/nonexistent/root"], &cache), &["/nonexistent/root"]);
+    assert_error(&freshen(&["scan", "docker://registry/app:1"], &cache), &["not supported yet"]);
+}
