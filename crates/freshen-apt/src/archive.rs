@@ -32,7 +32,21 @@ pub fn fetch_release(fetcher: &Fetcher, system: &System, view: &dyn RootView, so
     let keys = system.keys_for(view, source)?;
     let dist = source.dist_url();
     let text = if let Some(inrelease) = fetcher.get_revalidated(&format!("{dist}/InRelease"))? {
-        keys.verify_cleartext(&inrelease).map_err(|e| serr(format!("InRelease signature: {e}")))?
+        // Like apt's lists directory, the cache keeps what was verified: the
+        // same bytes under the same keys are not verified again.
+        let key = crate::fetch::sha256_hex(&[inrelease.as_slice(), keys.fingerprints().join(",").as_bytes()].concat());
+        let verified = fetcher.cache_dir().join("verified").join(&key);
+        match std::fs::read_to_string(&verified) {
+            Ok(text) => text,
+            Err(_) => {
+                let text = keys.verify_cleartext(&inrelease).map_err(|e| serr(format!("InRelease signature: {e}")))?;
+                if let Some(dir) = verified.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                crate::fetch::write_atomic(&verified, text.as_bytes())?;
+                text
+            }
+        }
     } else {
         let release = fetcher
             .get_revalidated(&format!("{dist}/Release"))?

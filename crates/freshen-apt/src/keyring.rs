@@ -77,6 +77,11 @@ impl Keyring {
         Keyring { keys }
     }
 
+    /// Fingerprints of all primary keys, uppercase hex.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.keys.iter().map(|k| format!("{:X}", k.primary_key.fingerprint())).collect()
+    }
+
     fn tried(&self) -> Vec<String> {
         let mut out = Vec::new();
         for k in &self.keys {

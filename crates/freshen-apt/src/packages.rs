@@ -111,11 +111,80 @@ fn decompress_into(raw: &Path, ext: &str, dest: &Path, url: &str, plain: Option<
     res
 }
 
-/// Streams a `Packages` file and returns the stanzas of `wanted` packages.
+/// Returns the stanzas of `wanted` packages in a cached `Packages` file.
+/// The first scan of an index writes a sidecar of stanza offsets
+/// (`<hash>.offsets`), so later scans read only the stanzas they need.
 /// `label` names the index in errors.
 pub fn scan_index(path: &Path, label: &str, wanted: &HashSet<String>, archive: usize) -> Result<Vec<Available>> {
-    let f = File::open(path).map_err(io_err(path.display()))?;
-    scan_reader(BufReader::with_capacity(1 << 20, f), label, wanted, archive)
+    let sidecar = path.with_extension("offsets");
+    let entries = match fs::read(&sidecar).ok().and_then(|b| parse_offsets(&b)) {
+        Some(e) => e,
+        None => {
+            let f = File::open(path).map_err(io_err(path.display()))?;
+            let e = stanza_offsets(BufReader::with_capacity(1 << 20, f)).map_err(io_err(path.display()))?;
+            let mut text = String::with_capacity(e.len() * 32);
+            for (name, off, len, line) in &e {
+                text.push_str(&format!("{name}\t{off}\t{len}\t{line}\n"));
+            }
+            crate::fetch::write_atomic(&sidecar, text.as_bytes())?;
+            e
+        }
+    };
+    let mut f = File::open(path).map_err(io_err(path.display()))?;
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for (name, off, len, line) in entries.iter().filter(|e| wanted.contains(&e.0)) {
+        use std::io::{Read, Seek, SeekFrom};
+        buf.resize(*len as usize, 0);
+        f.seek(SeekFrom::Start(*off)).and_then(|_| f.read_exact(&mut buf)).map_err(io_err(path.display()))?;
+        parse_stanza(&buf, label, *line, archive, &mut out)?;
+        let _ = name;
+    }
+    Ok(out)
+}
+
+type Offsets = Vec<(String, u64, u64, usize)>;
+
+fn parse_offsets(b: &[u8]) -> Option<Offsets> {
+    let text = std::str::from_utf8(b).ok()?;
+    let mut out = Vec::new();
+    for l in text.lines() {
+        let mut it = l.split('\t');
+        out.push((it.next()?.to_string(), it.next()?.parse().ok()?, it.next()?.parse().ok()?, it.next()?.parse().ok()?));
+    }
+    Some(out)
+}
+
+/// (package, byte offset, length, first line) of every stanza.
+fn stanza_offsets(mut r: impl BufRead) -> std::io::Result<Offsets> {
+    let mut out = Vec::new();
+    let mut line = Vec::with_capacity(256);
+    let (mut pos, mut line_no) = (0u64, 0usize);
+    let mut cur: Option<(String, u64, usize)> = None;
+    let mut start: Option<(u64, usize)> = None;
+    loop {
+        line.clear();
+        let n = r.read_until(b'\n', &mut line)?;
+        let blank = n == 0 || line.iter().all(|b| b.is_ascii_whitespace());
+        if blank {
+            if let (Some((name, _, _)), Some((s, l))) = (cur.take(), start.take()) {
+                out.push((name, s, pos - s, l));
+            }
+            if n == 0 {
+                break;
+            }
+        } else {
+            if start.is_none() {
+                start = Some((pos, line_no + 1));
+            }
+            if let Some(name) = line.strip_prefix(b"Package:") {
+                cur = Some((String::from_utf8_lossy(name).trim().to_string(), pos, line_no + 1));
+            }
+        }
+        pos += n as u64;
+        line_no += 1;
+    }
+    Ok(out)
 }
 
 /// As [`scan_index`], over any reader.
@@ -227,5 +296,21 @@ mod tests {
         let bad = "Package: b\nVersion: 1\n\nPackage: c\nVersion: 1\nFilename: x\nSize: zz\nSHA256: 1111111111111111111111111111111111111111111111111111111111111111\n";
         let e = scan_reader(bad.as_bytes(), "Packages", &wanted, 0).unwrap_err();
         assert_eq!(e.to_string(), "Packages:7: malformed Size `zz`");
+    }
+
+    #[test]
+    fn sidecar_offsets_give_the_same_stanzas_and_lines() {
+        let idx = "Package: x\nVersion: 1\n\nPackage: c\nVersion: 1\nFilename: x\nSize: zz\nSHA256: 1111111111111111111111111111111111111111111111111111111111111111\n";
+        let path = std::env::temp_dir().join(format!("freshen-packages-test-{}", std::process::id()));
+        std::fs::write(&path, idx).unwrap();
+        let wanted: HashSet<String> = ["c".to_string()].into();
+        for _ in 0..2 {
+            // First run writes the sidecar, the second reads it.
+            let e = scan_index(&path, "Packages", &wanted, 0).unwrap_err();
+            assert_eq!(e.to_string(), "Packages:7: malformed Size `zz`");
+        }
+        assert!(path.with_extension("offsets").is_file());
+        let _ = std::fs::remove_file(path.with_extension("offsets"));
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -182,13 +182,93 @@ pub fn read_image_files(source: &dyn ImageSource, interest: &Interest) -> Result
     for layer in &source.image().layers {
         let raw = source.open_layer(layer)?;
         let layer_err = |e: io::Error| Error::Layer { index: layer.index, digest: layer.digest.to_string(), reason: e.to_string() };
-        let mut stream = decompress(raw).map_err(layer_err)?;
-        apply_layer(&mut files, &mut stream, layer.index, interest).map_err(layer_err)?;
-        // Read what the tar reader left (padding, trailing blocks) so the
-        // digest and size checks at the end of the blob always run.
-        io::copy(&mut stream, &mut io::sink()).map_err(layer_err)?;
+        // Reading and hashing run on their own thread, decompression and
+        // the tar walk on this one.
+        pipelined(raw, |raw| {
+            let mut stream = decompress(Box::new(raw))?;
+            apply_layer(&mut files, &mut stream, layer.index, interest)?;
+            // Read what the tar reader left (padding, trailing blocks) so the
+            // digest and size checks at the end of the blob always run.
+            io::copy(&mut stream, &mut io::sink()).map(|_| ())
+        })
+        .map_err(layer_err)?;
     }
     Ok(files)
+}
+
+const CHUNK: usize = 1 << 20;
+
+/// Runs `consume` on the bytes of `r`, with `r` read on a second thread.
+/// Errors of `r` (such as a digest mismatch at its end) reach `consume` as
+/// read errors, in order.
+fn pipelined<T>(mut r: Box<dyn Read + Send + '_>, consume: impl FnOnce(ChannelReader) -> io::Result<T>) -> io::Result<T> {
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+        s.spawn(move || loop {
+            let mut buf = vec![0u8; CHUNK];
+            let mut filled = 0;
+            let res = loop {
+                match r.read(&mut buf[filled..]) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        filled += n;
+                        if filled == buf.len() {
+                            break Ok(());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            buf.truncate(filled);
+            let done = filled == 0 || res.is_err();
+            let msg = match res {
+                Err(e) if filled == 0 => Err(e),
+                Err(e) => {
+                    let _ = tx.send(Ok(buf));
+                    Err(e)
+                }
+                Ok(()) => Ok(buf),
+            };
+            if tx.send(msg).is_err() || done {
+                return;
+            }
+        });
+        consume(ChannelReader { rx, cur: Vec::new(), pos: 0, eof: false })
+    })
+}
+
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    eof: bool,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.eof {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) if chunk.is_empty() => self.eof = true,
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.eof = true;
+                    return Err(e);
+                }
+                Err(_) => self.eof = true,
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 fn apply_layer(files: &mut RootFiles, stream: &mut dyn Read, layer: usize, interest: &Interest) -> io::Result<()> {

@@ -29,7 +29,7 @@ impl ImageSource for StoreSource {
         &self.image
     }
 
-    fn open_layer(&self, layer: &Layer) -> Result<Box<dyn Read + '_>> {
+    fn open_layer(&self, layer: &Layer) -> Result<Box<dyn Read + Send + '_>> {
         let path = &self.layer_paths[layer.index];
         let (r, size) = self.store.open(path)?.ok_or_else(|| Error::MissingBlob {
             digest: layer.digest.to_string(),

@@ -41,7 +41,7 @@ pub trait ImageSource {
     fn image(&self) -> &Image;
     /// Opens a layer blob. The stream fails with `InvalidData` at its end
     /// when size or digest do not match the descriptor.
-    fn open_layer(&self, layer: &Layer) -> Result<Box<dyn Read + '_>>;
+    fn open_layer(&self, layer: &Layer) -> Result<Box<dyn Read + Send + '_>>;
 }
 
 /// Fills `created_by` for each layer from the config's history, skipping

@@ -12,7 +12,7 @@ use crate::error::{io_err, Error, Result};
 pub(crate) trait Store {
     /// Opens the file at `unsafe_rel` (relative, `/`-separated) with its size,
     /// or `None` when it does not exist.
-    fn open(&self, unsafe_rel: &str) -> Result<Option<(Box<dyn Read + '_>, u64)>>;
+    fn open(&self, unsafe_rel: &str) -> Result<Option<(Box<dyn Read + Send + '_>, u64)>>;
     /// A name for messages.
     fn location(&self) -> String;
 
@@ -43,7 +43,7 @@ pub(crate) fn scoped_join(root: &Path, unsafe_rel: &str) -> Option<PathBuf> {
 }
 
 impl Store for DirStore {
-    fn open(&self, unsafe_rel: &str) -> Result<Option<(Box<dyn Read + '_>, u64)>> {
+    fn open(&self, unsafe_rel: &str) -> Result<Option<(Box<dyn Read + Send + '_>, u64)>> {
         let Some(path) = scoped_join(&self.root, unsafe_rel) else {
             return Err(Error::Invalid(format!("{}: refusing path `{unsafe_rel}`", self.location())));
         };
@@ -93,7 +93,7 @@ impl TarStore {
 }
 
 impl Store for TarStore {
-    fn open(&self, unsafe_rel: &str) -> Result<Option<(Box<dyn Read + '_>, u64)>> {
+    fn open(&self, unsafe_rel: &str) -> Result<Option<(Box<dyn Read + Send + '_>, u64)>> {
         let key = unsafe_rel.trim_start_matches("./");
         let Some(&(offset, size)) = self.members.get(key) else { return Ok(None) };
         let mut f = File::open(&self.path).map_err(io_err(&self.path))?;

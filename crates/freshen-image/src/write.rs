@@ -54,7 +54,7 @@ pub fn write_layer_from_dir(root: &Path, layout: &Path, clamp_mtime: Option<u64>
     let tmp = tmp_name(&blobs, "layer");
     let out = File::create(&tmp).map_err(io_err(&tmp))?;
     let outer = HashWriter { inner: BufWriter::new(out), hasher: Sha256::new(), count: 0 };
-    let gz = flate2::write::GzEncoder::new(outer, flate2::Compression::fast());
+    let gz = flate2::write::GzEncoder::new(outer, flate2::Compression::default());
     let inner = HashWriter { inner: gz, hasher: Sha256::new(), count: 0 };
     let mut builder = tar::Builder::new(inner);
     let mut links: HashMap<(u64, u64), String> = HashMap::new();

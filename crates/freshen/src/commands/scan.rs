@@ -60,11 +60,15 @@ pub fn run(args: Args) -> Result<u8> {
             (Some(freshen_image::ImageSource::image(&source).clone()), files)
         }
     };
+    let read_time = started.elapsed();
     let view = View(files);
     let fetcher = Fetcher::new(cache_dir(args.cache));
     let now = chrono::Utc::now();
     let opts = ScanOptions { now, ignore_unreachable: args.ignore_unreachable, changelogs: args.changelogs };
     let scan = freshen_apt::scan(&fetcher, &view, &opts).with_context(|| format!("scanning {reference}"))?;
+    if std::env::var_os("FRESHEN_TIMING").is_some() {
+        eprintln!("timing: read image {:?}, archives and plan {:?}", read_time, started.elapsed() - read_time);
+    }
     let rows: Vec<_> = scan
         .updates
         .iter()
