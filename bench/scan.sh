@@ -143,9 +143,11 @@ freshen_version=$("$FRESHEN" --version 2>/dev/null | head -n 1 || echo freshen)
 cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 layer_mb=$(du -sm "$IMAGE_DIR/blobs" | awk '{print $1}')
+point=""
+[[ -r "$OUTDIR/rootfs/etc/debian_version" ]] && point=" $(cat "$OUTDIR/rootfs/etc/debian_version")"
 
 cat <<EOF
-Scanning a stale Debian bookworm minbase image (${distro//_/ }, $syft_pkgs packages, OCI layout ${layer_mb} MB) — median of $RUNS runs:
+Scanning a stale Debian bookworm minbase image (${distro//_/ }$point, $syft_pkgs packages, OCI layout ${layer_mb} MB) — median of $RUNS runs:
 
 | tool | command | wall time (s) | peak memory (MiB) |
 | --- | --- | ---: | ---: |

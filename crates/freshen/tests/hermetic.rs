@@ -279,3 +279,75 @@ fn host_directory_scan_reports_unattended_upgrades() {
     assert_eq!(v["host"]["reboot_required"], true);
     assert!(v["updates"][0]["layer"].is_null());
 }
+
+#[test]
+fn release_origin_and_glob_pins_match_apt() {
+    let r = repo();
+    let root = Rootfs::new(DEBIAN_OS);
+    root.with_sources(&format!("deb {u} stable main\ndeb {u} stable-security main\n", u = r.url));
+    root.write(
+        "etc/apt/preferences",
+        "Package: hel*\nPin: release n=calm\nPin-Priority: -10\n\n\
+         Package: *\nPin: release l=Test-Security, o=Test\nPin-Priority: 50\n\n\
+         Package: /^til/\nPin: origin 127.0.0.1\nPin-Priority: 1\n",
+    );
+    root.write("var/lib/dpkg/status", &installed_base());
+    let img = pack(&[(&root.dir, "base")], &tempdir().join("oci"), "pins");
+    let (_, v) = scan_json(&img, &[], &tempdir());
+    let got = updates(&v);
+    let (apt_up, apt_kept) = apt_oracle(&root.dir);
+    let ours: Vec<(String, String)> = got.iter().map(|u| (u.0.clone(), u.1.clone())).collect();
+    assert_eq!(ours, apt_up);
+    assert_eq!(apt_kept, vec!["needy".to_string()]);
+    // hello is pinned away, libfoo's security archive is below the installed
+    // version's 100, tilde's origin is pinned to 1; mid still gets 1.2 from
+    // stable and counts as security because 1.1 lies in between.
+    assert_eq!(
+        got,
+        vec![
+            ("mid".to_string(), "1.2".to_string(), true, false),
+            ("needy".into(), "2.0".into(), false, true),
+            ("pinned".into(), "2.0".into(), false, false),
+        ]
+    );
+}
+
+#[test]
+fn deb822_sources_with_signed_by_and_detached_signatures() {
+    let r = repo();
+    let root = Rootfs::new(DEBIAN_OS);
+    root.write_bytes("usr/share/keyrings/test-archive.gpg", &std::fs::read(r.dir.join("keys/test.gpg")).unwrap());
+    root.write(
+        "etc/apt/sources.list.d/test.sources",
+        &format!("Types: deb\nURIs: {}\nSuites: detached\nComponents: main\nSigned-By: /usr/share/keyrings/test-archive.gpg\n", r.url),
+    );
+    root.write("var/lib/dpkg/status", &stanza("hello", "1.0-1"));
+    let img = pack(&[(&root.dir, "base")], &tempdir().join("oci"), "d822");
+    let (code, v) = scan_json(&img, &[], &tempdir());
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(updates(&v), vec![("hello".to_string(), "1.0-6".to_string(), false, false)]);
+    // The same source trusted through a key it does not carry fails.
+    root.write_bytes("usr/share/keyrings/test-archive.gpg", &std::fs::read(r.dir.join("keys/other.asc")).unwrap());
+    let img = pack(&[(&root.dir, "base")], &tempdir().join("oci"), "d822");
+    assert_error(&freshen(&["scan", &img], &tempdir()), &["detached", "Release.gpg signature"]);
+    // A Signed-By path the image does not have is named.
+    root.write(
+        "etc/apt/sources.list.d/test.sources",
+        &format!("Types: deb\nURIs: {}\nSuites: detached\nComponents: main\nSigned-By: /etc/apt/keyrings/missing.gpg\n", r.url),
+    );
+    let img = pack(&[(&root.dir, "base")], &tempdir().join("oci"), "d822");
+    assert_error(&freshen(&["scan", &img], &tempdir()), &["/etc/apt/keyrings/missing.gpg"]);
+}
+
+#[test]
+fn distroless_status_d() {
+    let root = Rootfs::new(DEBIAN_OS);
+    root.with_sources(&format!("deb {} stable main\n", repo().url));
+    root.write("var/lib/dpkg/status.d/hello", "Package: hello\nVersion: 1.0-1\nArchitecture: amd64\n");
+    root.write("var/lib/dpkg/status.d/hello.md5sums", "d41d8cd98f00b204e9800998ecf8427e  usr/share/hello\n");
+    let img = pack(&[(&root.dir, "distroless")], &tempdir().join("oci"), "dl");
+    let (code, v) = scan_json(&img, &[], &tempdir());
+    assert_eq!(code, 3);
+    assert_eq!(updates(&v), vec![("hello".to_string(), "1.0-2".to_string(), false, false)]);
+    assert_eq!(v["updates"][0]["layer"]["index"], 0);
+}
