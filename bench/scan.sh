@@ -156,5 +156,5 @@ Scanning a stale Debian bookworm minbase image (${distro//_/ }$point, $syft_pkgs
 | ratio syft / freshen | | $(ratio "$s_wall" "$f_wall")× | $(ratio "$s_rss" "$f_rss")× |
 
 Machine: $(nproc) CPUs ($cpu), $mem RAM, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M UTC').
-Wall time and peak RSS from GNU time (\`/usr/bin/time -f '%e %M'\`). freshen's warm runs still revalidate the Release files of the image's apt sources over HTTP; syft never uses the network.
+Wall time and peak RSS from GNU time (\`/usr/bin/time -f '%e %M'\`). freshen's warm runs still revalidate the Release files of the image's apt sources over HTTP; syft runs with its defaults (1 cataloger worker, metadata and digests of package-owned files) and never uses the network.
 EOF
