@@ -82,20 +82,7 @@ fn apt_oracle(root: &Path) -> (Vec<(String, String)>, Vec<String>) {
     let mut sim = Command::new("apt-get");
     opts(&mut sim);
     let out = sim.args(["-s", "upgrade"]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut kept = Vec::new();
-    let mut in_kept = false;
-    for l in text.lines() {
-        if l.starts_with("The following packages have been kept back") {
-            in_kept = true;
-        } else if in_kept && l.starts_with(' ') {
-            kept.extend(l.split_whitespace().map(str::to_string));
-        } else {
-            in_kept = false;
-        }
-    }
-    kept.sort();
-    (up, kept)
+    (up, kept_back(&String::from_utf8_lossy(&out.stdout)))
 }
 
 #[test]

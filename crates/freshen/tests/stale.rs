@@ -37,7 +37,9 @@ fn stale_rootfs() -> PathBuf {
 /// apt in a chroot: (package, candidate, security) of `apt list --upgradable`
 /// and the packages `apt-get -s upgrade` keeps back.
 fn apt_in_chroot(rootfs: &Path) -> (Vec<(String, String, bool)>, Vec<String>) {
-    let root = tempdir().join("chroot");
+    let tmp = tempdir();
+    let _cleanup = Cleanup(vec![tmp.clone()]);
+    let root = tmp.join("chroot");
     assert!(Command::new("cp").arg("-a").arg(rootfs).arg(&root).status().unwrap().success());
     std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf")).unwrap();
     let run = |args: &[&str]| {
@@ -57,28 +59,20 @@ fn apt_in_chroot(rootfs: &Path) -> (Vec<(String, String, bool)>, Vec<String>) {
         })
         .collect();
     up.sort();
-    let sim = run(&["apt-get", "-s", "upgrade"]);
-    let mut kept = Vec::new();
-    let mut in_kept = false;
-    for l in sim.lines() {
-        if l.starts_with("The following packages have been kept back") {
-            in_kept = true;
-        } else if in_kept && l.starts_with(' ') {
-            kept.extend(l.split_whitespace().map(str::to_string));
-        } else {
-            in_kept = false;
-        }
-    }
-    kept.sort();
-    (up, kept)
+    (up, kept_back(&run(&["apt-get", "-s", "upgrade"])))
 }
 
 #[test]
 fn stale_bookworm_agrees_with_apt() {
     let rootfs = stale_rootfs();
     let layout = tempdir().join("oci");
+    let mut cleanup = Cleanup(vec![layout.parent().unwrap().to_path_buf()]);
+    if std::env::var_os("FRESHEN_STALE_ROOTFS").is_none() {
+        cleanup.0.push(rootfs.parent().unwrap().to_path_buf());
+    }
     let image = pack(&[(&rootfs, "mmdebstrap --variant=minbase bookworm")], &layout, "stale");
     let cache = tempdir();
+    cleanup.0.push(cache.clone());
     let (code, v) = scan_json(&image, &[], &cache);
     let ours: Vec<(String, String, bool)> = updates(&v).into_iter().map(|u| (u.0, u.1, u.2)).collect();
     let ours_kept: Vec<String> = updates(&v).into_iter().filter(|u| u.3).map(|u| u.0).collect();

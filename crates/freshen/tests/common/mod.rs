@@ -144,6 +144,17 @@ pub fn pack(layers: &[(&Path, &str)], layout: &Path, tag: &str) -> String {
     format!("oci:{}:{tag}", layout.display())
 }
 
+/// Removes its directories when dropped (also when a test fails).
+pub struct Cleanup(pub Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
 pub fn tempdir() -> PathBuf {
     tempfile::Builder::new().prefix("freshen-test-").tempdir().unwrap().keep()
 }
@@ -175,6 +186,23 @@ pub fn assert_error(out: &Output, needles: &[&str]) {
         assert!(err.contains(n), "stderr lacks `{n}`: {err}");
     }
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// The packages `apt-get -s upgrade` output says it keeps back, sorted.
+pub fn kept_back(apt_output: &str) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut in_kept = false;
+    for l in apt_output.lines() {
+        if l.starts_with("The following packages have been kept back") {
+            in_kept = true;
+        } else if in_kept && l.starts_with(' ') {
+            kept.extend(l.split_whitespace().map(str::to_string));
+        } else {
+            in_kept = false;
+        }
+    }
+    kept.sort();
+    kept
 }
 
 /// The updates of a scan as (package, candidate, security, held_back).
