@@ -1,0 +1,9 @@
+//! Patching for freshen: a content-addressed cache of unpacked layers in
+//! overlayfs format, an overlay + OCI runtime sandbox that runs the image's
+//! own apt, and the thin, deterministic patch layer generated from the
+//! overlay's upper directory.
+
+mod error;
+pub mod unpack;
+
+pub use error::{Error, Result};
