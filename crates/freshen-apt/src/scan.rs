@@ -29,6 +29,8 @@ pub struct ScanOptions {
 pub struct Fix {
     pub cves: Vec<String>,
     pub fixed_on: Option<DateTime<Utc>>,
+    /// Date of the candidate's own (newest) changelog entry.
+    pub newest: Option<DateTime<Utc>>,
     /// Why no changelog could be read, if none could.
     pub error: Option<String>,
 }
@@ -138,8 +140,9 @@ fn group_fix(fetcher: &Fetcher, system: &System, offers: &Offers, updates: &[Upd
         });
         match res {
             Ok(Some(text)) => {
-                let (cves, fixed_on) = fixes_since(&parse_changelog(&text), installed_src);
-                return Fix { cves, fixed_on, error: None };
+                let entries = parse_changelog(&text);
+                let (cves, fixed_on) = fixes_since(&entries, installed_src);
+                return Fix { cves, fixed_on, newest: entries.first().and_then(|e| e.date), error: None };
             }
             Ok(None) => last_err = Some(format!("{} has no changelog", u.package)),
             Err(e) => {
@@ -150,7 +153,7 @@ fn group_fix(fetcher: &Fetcher, system: &System, offers: &Offers, updates: &[Upd
             }
         }
     }
-    Fix { cves: Vec::new(), fixed_on: None, error: last_err }
+    Fix { error: last_err, ..Fix::default() }
 }
 
 /// Host facts: automatic upgrades and pending reboots.

@@ -29,6 +29,11 @@ impl Digest {
         Digest::from_hasher(Sha256::new_with_prefix(data))
     }
 
+    /// The digest a finished SHA-256 hasher holds.
+    pub fn from_sha256(h: Sha256) -> Digest {
+        Digest::from_hasher(h)
+    }
+
     pub(crate) fn from_hasher(h: Sha256) -> Digest {
         Digest { hex: hex_encode(&h.finalize()) }
     }

@@ -178,8 +178,14 @@ pub fn decompress<'a>(raw: Box<dyn Read + 'a>) -> io::Result<Box<dyn Read + 'a>>
 
 /// Streams every layer of an image, bottom first, and keeps what `interest` names.
 pub fn read_image_files(source: &dyn ImageSource, interest: &Interest) -> Result<RootFiles> {
+    read_layers_files(source, &source.image().layers, interest)
+}
+
+/// As [`read_image_files`], over the given layers only (e.g. the original
+/// layers of a patched image).
+pub fn read_layers_files(source: &dyn ImageSource, layers: &[crate::Layer], interest: &Interest) -> Result<RootFiles> {
     let mut files = RootFiles::default();
-    for layer in &source.image().layers {
+    for layer in layers {
         let raw = source.open_layer(layer)?;
         let layer_err = |e: io::Error| Error::Layer { index: layer.index, digest: layer.digest.to_string(), reason: e.to_string() };
         // Reading and hashing run on their own thread, decompression and

@@ -18,15 +18,17 @@ mod files;
 mod platform;
 mod reference;
 mod resolve;
+mod sink;
 mod source;
 mod store;
 mod write;
 
 pub use digest::{hex_encode, Digest, VerifyingReader};
 pub use error::{Error, Result};
-pub use files::{decompress, read_dir_files, read_image_files, FileVersion, Interest, Node, NodeKind, RootFiles};
+pub use files::{decompress, read_dir_files, read_image_files, read_layers_files, FileVersion, Interest, Node, NodeKind, RootFiles};
 pub use platform::Platform;
 pub use reference::ImageRef;
 pub use resolve::{open, StoreSource};
+pub use sink::{write_image, NewImage};
 pub use source::{Image, ImageSource, Layer};
 pub use write::{write_layer_from_dir, write_oci_layout, LayerBlob, LayoutImage};

@@ -139,7 +139,8 @@ fn from_layout(store: Box<dyn Store>, tag: Option<&str>, platform: &Platform, di
     }
     let manifest: ImageManifest = parse_json("manifest", &digest, &bytes)?;
     let config_digest = parse_digest(manifest.config().digest().as_ref())?;
-    let config: ImageConfiguration = parse_json("config", &config_digest, &read_blob(store.as_ref(), &config_digest)?)?;
+    let config_raw = read_blob(store.as_ref(), &config_digest)?;
+    let config: ImageConfiguration = parse_json("config", &config_digest, &config_raw)?;
     let diff_ids = diff_ids(&config);
     if diff_ids.len() != manifest.layers().len() {
         return Err(Error::Invalid(format!(
@@ -165,7 +166,7 @@ fn from_layout(store: Box<dyn Store>, tag: Option<&str>, platform: &Platform, di
     attach_history(&config, &mut layers);
     Ok(StoreSource {
         store,
-        image: Image { reference: display, manifest_digest: Some(digest), config_digest, config, layers },
+        image: Image { reference: display, manifest_digest: Some(digest), config_digest, config, config_raw, manifest_raw: Some(bytes), layers },
         layer_paths,
     })
 }
@@ -258,7 +259,7 @@ fn from_docker_manifest(store: Box<dyn Store>, reference: Option<&str>, path: &P
     attach_history(&config, &mut layers);
     Ok(StoreSource {
         store,
-        image: Image { reference: display, manifest_digest: None, config_digest, config, layers },
+        image: Image { reference: display, manifest_digest: None, config_digest, config, config_raw: config_bytes, manifest_raw: None, layers },
         layer_paths: entry.layers.clone(),
     })
 }

@@ -33,6 +33,10 @@ pub struct Image {
     pub manifest_digest: Option<Digest>,
     pub config_digest: Digest,
     pub config: ImageConfiguration,
+    /// The config exactly as stored (its digest is `config_digest`).
+    pub config_raw: Vec<u8>,
+    /// The manifest exactly as stored, when the transport has one.
+    pub manifest_raw: Option<Vec<u8>>,
     pub layers: Vec<Layer>,
 }
 

@@ -3,7 +3,13 @@
 //! own apt, and the thin, deterministic patch layer generated from the
 //! overlay's upper directory.
 
+pub mod cache;
+pub mod config;
 mod error;
+pub mod layer;
+mod patch;
+pub mod sandbox;
 pub mod unpack;
 
 pub use error::{Error, Result};
+pub use patch::{patch, Outcome, PatchOptions, Patched, Upgraded, WorkDir};

@@ -16,6 +16,8 @@ pub mod exit {
     pub const ERROR: u8 = 1;
     /// Updates are pending in the chosen scope.
     pub const PENDING: u8 = 3;
+    /// `patch`: nothing pending in the chosen scope, nothing written.
+    pub const NOTHING_TO_PATCH: u8 = 4;
 }
 
 #[derive(Parser)]
@@ -29,12 +31,15 @@ struct Cli {
 enum Command {
     /// Show which installed packages have newer versions in the image's own apt sources.
     Scan(commands::scan::Args),
+    /// Install the pending updates as one thin layer on the original image (needs root).
+    Patch(commands::patch::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => commands::scan::run(args),
+        Command::Patch(args) => commands::patch::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -6,33 +6,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
-
-const SOURCES: &str = "deb http://deb.debian.org/debian bookworm main\n\
-deb http://deb.debian.org/debian bookworm-updates main\n\
-deb http://deb.debian.org/debian-security bookworm-security main\n";
-
-/// Builds (or reuses, via FRESHEN_STALE_ROOTFS) the stale root filesystem.
-fn stale_rootfs() -> PathBuf {
-    if let Some(p) = std::env::var_os("FRESHEN_STALE_ROOTFS") {
-        return PathBuf::from(p);
-    }
-    let dir = tempdir().join("rootfs");
-    let hook = format!("printf '{}' > \"$1/etc/apt/sources.list\"; rm -f \"$1\"/etc/apt/sources.list.d/*", SOURCES.replace('\n', "\\n"));
-    let out = Command::new("mmdebstrap")
-        .args(["--quiet", "--variant=minbase", "--mode=root", "--customize-hook"])
-        .arg(&hook)
-        .args(["bookworm"])
-        .arg(&dir)
-        .arg("http://deb.debian.org/debian")
-        .output()
-        .expect("mmdebstrap (apt-get install mmdebstrap)");
-    assert!(out.status.success(), "mmdebstrap failed: {}", String::from_utf8_lossy(&out.stderr));
-    dir
-}
 
 /// apt in a chroot: (package, candidate, security) of `apt list --upgradable`
 /// and the packages `apt-get -s upgrade` keeps back.
@@ -67,9 +44,6 @@ fn stale_bookworm_agrees_with_apt() {
     let rootfs = stale_rootfs();
     let layout = tempdir().join("oci");
     let mut cleanup = Cleanup(vec![layout.parent().unwrap().to_path_buf()]);
-    if std::env::var_os("FRESHEN_STALE_ROOTFS").is_none() {
-        cleanup.0.push(rootfs.parent().unwrap().to_path_buf());
-    }
     let image = pack(&[(&rootfs, "mmdebstrap --variant=minbase bookworm")], &layout, "stale");
     let cache = tempdir();
     cleanup.0.push(cache.clone());

@@ -1,0 +1,372 @@
+//! The patch layer: generated from an overlay's upper directory, the reverse
+//! of unpacking. Overlay whiteouts become OCI whiteouts, files equal to the
+//! lower layers' are dropped, apt and dpkg noise stays out, and the tar is
+//! deterministic (sorted, numeric owners, clamped mtimes, no atime/ctime).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use freshen_image::{Digest, LayerBlob};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{io_err, Error, Result};
+
+const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// Paths that never enter a patch layer (apt's caches and logs, backups).
+/// Entries are root-relative; a trailing `/` excludes the directory's contents.
+pub const NOISE: &[&str] = &[
+    "var/cache/apt/",
+    "var/lib/apt/lists/",
+    "var/log/apt/",
+    "var/log/dpkg.log",
+    "var/log/alternatives.log",
+    "var/cache/ldconfig/aux-cache",
+    "var/cache/debconf/config.dat-old",
+    "var/cache/debconf/templates.dat-old",
+    "tmp/",
+    "var/tmp/",
+    "run/",
+    "dev/",
+    "proc/",
+    "sys/",
+];
+
+fn is_noise(rel: &str, extra: &[String]) -> bool {
+    if rel.ends_with("-old") && (rel.starts_with("var/lib/dpkg/") || rel.starts_with("var/cache/debconf/")) {
+        return true;
+    }
+    NOISE.iter().any(|n| if let Some(d) = n.strip_suffix('/') { rel.starts_with(n) || rel == d } else { rel == *n })
+        || extra.iter().any(|e| e == rel)
+}
+
+/// Compression of the patch layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    Gzip,
+    Zstd,
+}
+
+/// Options for [`write_patch_layer`].
+pub struct LayerOptions {
+    /// Newer mtimes are clamped to this (seconds since the epoch).
+    pub clamp_mtime: u64,
+    pub compression: Compression,
+    /// `true` for Docker media types, `false` for OCI ones.
+    pub docker_media_types: bool,
+    /// Further root-relative paths to leave out (sandbox mount points).
+    pub exclude: Vec<String>,
+    pub created_by: String,
+}
+
+/// What went into a layer.
+#[derive(Clone, Debug, Default)]
+pub struct LayerStats {
+    pub entries: u64,
+    pub files: u64,
+    pub whiteouts: u64,
+    /// Files in the upper directory that equalled the lower ones and were dropped.
+    pub unchanged_dropped: u64,
+    pub uncompressed_bytes: u64,
+}
+
+fn xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    let mut names = vec![0u8; 4096];
+    let n = match rustix::fs::llistxattr(path, &mut names) {
+        Ok(n) => n,
+        Err(e) if e == rustix::io::Errno::NOTSUP => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = BTreeMap::new();
+    for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(name).into_owned();
+        if name.starts_with("trusted.overlay.") {
+            continue;
+        }
+        let mut value = vec![0u8; 65536];
+        let len = rustix::fs::lgetxattr(path, name.as_str(), &mut value)?;
+        value.truncate(len);
+        out.insert(name, value);
+    }
+    Ok(out)
+}
+
+fn is_opaque(path: &Path) -> bool {
+    let mut v = [0u8; 4];
+    matches!(rustix::fs::lgetxattr(path, OPAQUE_XATTR, &mut v), Ok(1) if v[0] == b'y')
+}
+
+fn is_whiteout(meta: &fs::Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+fn same_content(a: &Path, b: &Path) -> io::Result<bool> {
+    let (mut fa, mut fb) = (File::open(a)?, File::open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let na = read_full(&mut fa, &mut ba)?;
+        let nb = read_full(&mut fb, &mut bb)?;
+        if na != nb || ba[..na] != bb[..nb] {
+            return Ok(false);
+        }
+        if na == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Whether the upper entry equals what the lower layers show at that path.
+fn same_as_lower(upper: &Path, um: &fs::Metadata, lower: &Path) -> io::Result<bool> {
+    let lm = match fs::symlink_metadata(lower) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if um.file_type() != lm.file_type() || um.mode() != lm.mode() || um.uid() != lm.uid() || um.gid() != lm.gid() {
+        return Ok(false);
+    }
+    let ft = um.file_type();
+    let same = if ft.is_symlink() {
+        fs::read_link(upper)? == fs::read_link(lower)?
+    } else if ft.is_file() {
+        um.len() == lm.len() && same_content(upper, lower)?
+    } else if ft.is_char_device() || ft.is_block_device() {
+        um.rdev() == lm.rdev()
+    } else {
+        true
+    };
+    Ok(same && (ft.is_symlink() || xattrs(upper)? == xattrs(lower)?))
+}
+
+/// One planned tar entry.
+enum Item {
+    Entry { rel: String, full: PathBuf, meta: fs::Metadata, opaque: bool },
+    Whiteout { rel: String },
+}
+
+struct Planner<'a> {
+    upper: &'a Path,
+    lower: &'a Path,
+    opts: &'a LayerOptions,
+    stats: LayerStats,
+}
+
+impl Planner<'_> {
+    /// Plans the entries below `rel`, returning them in tar order.
+    fn dir(&mut self, rel: &str) -> Result<Vec<Item>> {
+        let dir = if rel.is_empty() { self.upper.to_path_buf() } else { self.upper.join(rel) };
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .map_err(io_err(&dir))?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<io::Result<_>>()
+            .map_err(io_err(&dir))?;
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            if is_noise(&child, &self.opts.exclude) {
+                continue;
+            }
+            let full = self.upper.join(&child);
+            let meta = fs::symlink_metadata(&full).map_err(io_err(&full))?;
+            let lower = self.lower.join(&child);
+            if is_whiteout(&meta) {
+                if fs::symlink_metadata(&lower).is_ok() {
+                    self.stats.whiteouts += 1;
+                    out.push(Item::Whiteout { rel: child });
+                }
+                continue;
+            }
+            if meta.is_dir() {
+                let opaque = is_opaque(&full);
+                let children = self.dir(&child)?;
+                let lm = fs::symlink_metadata(&lower).ok();
+                let changed = opaque
+                    || match &lm {
+                        Some(lm) => !lm.is_dir() || lm.mode() != meta.mode() || lm.uid() != meta.uid() || lm.gid() != meta.gid() || xattrs(&full).map_err(io_err(&full))? != xattrs(&lower).map_err(io_err(&lower))?,
+                        None => true,
+                    };
+                if changed || !children.is_empty() {
+                    out.push(Item::Entry { rel: child, full, meta, opaque });
+                    out.extend(children);
+                }
+                continue;
+            }
+            if meta.file_type().is_socket() {
+                continue;
+            }
+            if same_as_lower(&full, &meta, &lower).map_err(io_err(&full))? {
+                self.stats.unchanged_dropped += 1;
+                continue;
+            }
+            out.push(Item::Entry { rel: child, full, meta, opaque: false });
+        }
+        Ok(out)
+    }
+}
+
+struct HashWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn header_for(meta: &fs::Metadata, clamp: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(meta.mode() & 0o7777);
+    h.set_uid(meta.uid() as u64);
+    h.set_gid(meta.gid() as u64);
+    h.set_mtime((meta.mtime().max(0) as u64).min(clamp));
+    h.set_size(0);
+    h
+}
+
+fn write_items<W: Write>(b: &mut tar::Builder<W>, items: &[Item], clamp: u64, stats: &mut LayerStats) -> io::Result<()> {
+    let mut links: HashMap<(u64, u64), String> = HashMap::new();
+    for item in items {
+        stats.entries += 1;
+        match item {
+            Item::Whiteout { rel } => {
+                let (parent, name) = rel.rsplit_once('/').map_or(("", rel.as_str()), |(p, n)| (p, n));
+                let path = if parent.is_empty() { format!(".wh.{name}") } else { format!("{parent}/.wh.{name}") };
+                let mut h = tar::Header::new_gnu();
+                h.set_mode(0o644);
+                h.set_mtime(clamp);
+                h.set_size(0);
+                h.set_entry_type(tar::EntryType::Regular);
+                b.append_data(&mut h, path, io::empty())?;
+            }
+            Item::Entry { rel, full, meta, opaque } => {
+                let ft = meta.file_type();
+                let xa = if ft.is_symlink() { BTreeMap::new() } else { xattrs(full)? };
+                if !xa.is_empty() {
+                    let pax: Vec<(String, Vec<u8>)> = xa.iter().map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.clone())).collect();
+                    b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+                }
+                let mut h = header_for(meta, clamp);
+                if ft.is_dir() {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    b.append_data(&mut h, format!("{rel}/"), io::empty())?;
+                    if *opaque {
+                        let mut w = tar::Header::new_gnu();
+                        w.set_mode(0o644);
+                        w.set_mtime(clamp);
+                        w.set_size(0);
+                        b.append_data(&mut w, format!("{rel}/.wh..wh..opq"), io::empty())?;
+                    }
+                } else if ft.is_symlink() {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    b.append_link(&mut h, rel, fs::read_link(full)?)?;
+                } else if ft.is_file() {
+                    stats.files += 1;
+                    if meta.nlink() > 1 {
+                        if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                            h.set_entry_type(tar::EntryType::Link);
+                            b.append_link(&mut h, rel, first)?;
+                            continue;
+                        }
+                        links.insert((meta.dev(), meta.ino()), rel.clone());
+                    }
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(meta.len());
+                    b.append_data(&mut h, rel, File::open(full)?)?;
+                } else {
+                    h.set_entry_type(if ft.is_char_device() {
+                        tar::EntryType::Char
+                    } else if ft.is_block_device() {
+                        tar::EntryType::Block
+                    } else {
+                        tar::EntryType::Fifo
+                    });
+                    let rdev = meta.rdev();
+                    h.set_device_major(rustix::fs::major(rdev))?;
+                    h.set_device_minor(rustix::fs::minor(rdev))?;
+                    b.append_data(&mut h, rel, io::empty())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the patch layer for `upper` over the merged lower view `lower`
+/// into `blobs` (a `blobs/sha256` directory).
+pub fn write_patch_layer(upper: &Path, lower: &Path, blobs: &Path, opts: &LayerOptions) -> Result<(LayerBlob, LayerStats)> {
+    let mut planner = Planner { upper, lower, opts, stats: LayerStats::default() };
+    let items = planner.dir("")?;
+    let mut stats = planner.stats;
+    fs::create_dir_all(blobs).map_err(io_err(blobs))?;
+    let tmp = blobs.join(format!(".tmp-layer-{}", std::process::id()));
+    let out = File::create(&tmp).map_err(io_err(&tmp))?;
+    let outer = HashWriter { inner: BufWriter::new(out), hasher: Sha256::new(), count: 0 };
+    let result = (|| -> io::Result<(Digest, Digest, u64, u64)> {
+        match opts.compression {
+            Compression::Gzip => {
+                let gz = flate2::GzBuilder::new().write(outer, flate2::Compression::default());
+                let inner = HashWriter { inner: gz, hasher: Sha256::new(), count: 0 };
+                let mut b = tar::Builder::new(inner);
+                write_items(&mut b, &items, opts.clamp_mtime, &mut stats)?;
+                let inner = b.into_inner()?;
+                let mut outer = inner.inner.finish()?;
+                outer.flush()?;
+                Ok((Digest::from_sha256(outer.hasher), Digest::from_sha256(inner.hasher), outer.count, inner.count))
+            }
+            Compression::Zstd => {
+                let z = zstd::stream::write::Encoder::new(outer, 3)?;
+                let inner = HashWriter { inner: z, hasher: Sha256::new(), count: 0 };
+                let mut b = tar::Builder::new(inner);
+                write_items(&mut b, &items, opts.clamp_mtime, &mut stats)?;
+                let inner = b.into_inner()?;
+                let mut outer = inner.inner.finish()?;
+                outer.flush()?;
+                Ok((Digest::from_sha256(outer.hasher), Digest::from_sha256(inner.hasher), outer.count, inner.count))
+            }
+        }
+    })();
+    let (digest, diff_id, size, raw) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(&tmp)(e));
+        }
+    };
+    stats.uncompressed_bytes = raw;
+    let dest = blobs.join(digest.hex());
+    fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+    let media_type = match (opts.docker_media_types, opts.compression) {
+        (true, Compression::Gzip) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        (true, Compression::Zstd) => "application/vnd.docker.image.rootfs.diff.tar.zstd",
+        (false, Compression::Gzip) => "application/vnd.oci.image.layer.v1.tar+gzip",
+        (false, Compression::Zstd) => "application/vnd.oci.image.layer.v1.tar+zstd",
+    };
+    if stats.entries == 0 {
+        return Err(Error::Invalid("the sandbox changed nothing: no patch layer to write".into()));
+    }
+    Ok((LayerBlob { digest, diff_id, size, media_type: media_type.into(), created_by: opts.created_by.clone() }, stats))
+}

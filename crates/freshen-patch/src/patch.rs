@@ -1,0 +1,324 @@
+//! `patch`: plan (scan the original layers), prepare (unpack layers into the
+//! cache), run apt in the sandbox, verify, and write one patch layer.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use freshen_apt::{Fetcher, RootView, ScanOptions, Update};
+use freshen_image::{ImageSource, Interest, Layer, LayerBlob, NodeKind, RootFiles};
+use serde_json::Value;
+
+use crate::cache::LayerCache;
+use crate::config::{patch_config, patch_manifest, synth_manifest, unpatch, PatchRecord};
+use crate::error::{io_err, Error, Result};
+use crate::layer::{write_patch_layer, Compression, LayerOptions, LayerStats};
+use crate::sandbox::{self, Bind, Overlay, RunSpec};
+
+/// Options of a patch run.
+pub struct PatchOptions {
+    /// freshen's cache directory (layers, apt state, debs, indexes).
+    pub cache: PathBuf,
+    /// The OCI runtime (`None`: runc or crun from PATH).
+    pub runtime: Option<PathBuf>,
+    /// Everything `apt-get upgrade` would install, not only security updates.
+    pub all: bool,
+    pub compression: Compression,
+    /// Clamp for file mtimes; default: the newest changelog date of the updates.
+    pub source_date_epoch: Option<u64>,
+    /// A smoke test run (with `sh -c`) in the patched image before it is accepted.
+    pub test: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// One upgraded package.
+#[derive(Clone, Debug)]
+pub struct Upgraded {
+    pub package: String,
+    pub from: String,
+    pub to: String,
+    pub source_package: String,
+    pub security: bool,
+    pub cves: Vec<String>,
+}
+
+/// A patch ready to be written.
+pub struct Patched {
+    pub upgraded: Vec<Upgraded>,
+    /// Updates in scope that `apt-get upgrade` would hold back, with reasons.
+    pub held_back: Vec<(String, String)>,
+    pub layer: LayerBlob,
+    pub layer_path: PathBuf,
+    pub stats: LayerStats,
+    /// The original layers the patch layer goes on.
+    pub base_layers: Vec<Layer>,
+    pub config: Vec<u8>,
+    pub manifest: Vec<u8>,
+    pub manifest_media_type: String,
+    pub timings: Vec<(&'static str, Duration)>,
+    /// Removed when dropped.
+    pub work: WorkDir,
+}
+
+/// What a patch run found.
+pub enum Outcome {
+    /// Nothing pending in the chosen scope; nothing was written.
+    NothingPending { held_back: Vec<(String, String)> },
+    Patched(Box<Patched>),
+}
+
+/// A scratch directory removed on drop (mounts inside are already gone).
+pub struct WorkDir(pub PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct View(RootFiles);
+
+impl RootView for View {
+    fn read(&self, path: &str) -> Option<&[u8]> {
+        self.0.read(path)
+    }
+    fn list(&self, dir: &str) -> Vec<String> {
+        self.0.list(dir)
+    }
+    fn layer_of(&self, path: &str) -> Option<usize> {
+        self.0.layer_of(path)
+    }
+    fn mtime(&self, path: &str) -> Option<u64> {
+        self.0.lookup(path).filter(|(_, n)| !matches!(n.kind, NodeKind::Symlink(_))).map(|(_, n)| n.mtime)
+    }
+    fn status_versions(&self) -> Vec<(usize, &[u8])> {
+        self.0.versions.iter().filter(|v| v.path == "var/lib/dpkg/status").map(|v| (v.layer, v.data.as_slice())).collect()
+    }
+}
+
+fn interest() -> Interest<'static> {
+    Interest { paths: freshen_apt::system::PATHS, keep_versions: freshen_apt::system::VERSIONED_PATHS }
+}
+
+/// The apt state shared by every image with the same sources: its key hashes
+/// the sources, pins and keys the image has.
+fn apt_state_key(files: &RootFiles) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut paths = vec!["etc/apt/sources.list".to_string(), "etc/apt/preferences".to_string()];
+    for d in ["etc/apt/sources.list.d", "etc/apt/preferences.d", "etc/apt/trusted.gpg.d"] {
+        paths.extend(files.list(d).into_iter().map(|n| format!("{d}/{n}")));
+    }
+    for p in paths {
+        if let Some(data) = files.read(&p) {
+            h.update(p.as_bytes());
+            h.update((data.len() as u64).to_le_bytes());
+            h.update(data);
+        }
+    }
+    freshen_image::hex_encode(&h.finalize())[..32].to_string()
+}
+
+/// apt's file name for a package in `/var/cache/apt/archives`.
+fn archive_name(u: &Update) -> String {
+    format!("{}_{}_{}.deb", u.package, u.candidate.version.to_string().replace(':', "%3a"), u.candidate.arch)
+}
+
+const POLICY_RC_D: &str = "#!/bin/sh\n# freshen: no services start while packages are patched\nexit 101\n";
+
+/// Plans and builds the patch for `source`.
+pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -> Result<Outcome> {
+    let mut timings = Vec::new();
+    let t = Instant::now();
+    let image = source.image();
+    let config: Value = serde_json::from_slice(&image.config_raw).map_err(|e| Error::Invalid(format!("image config: {e}")))?;
+    // A patched image is patched again from its original layers.
+    let (base_config, n_base) = match unpatch(&config)? {
+        Some((c, n)) if n < image.layers.len() => (c, n),
+        _ => (config, image.layers.len()),
+    };
+    let base_layers: Vec<Layer> = image.layers[..n_base].to_vec();
+    let files = freshen_image::read_layers_files(source, &base_layers, &interest())?;
+    let view = View(files);
+    let scan = freshen_apt::scan(fetcher, &view, &ScanOptions { now: opts.now, ignore_unreachable: false, changelogs: true })?;
+    let in_scope: Vec<(usize, &Update)> = scan.updates.iter().enumerate().filter(|(_, u)| opts.all || u.security).collect();
+    let held_back: Vec<(String, String)> = in_scope.iter().filter_map(|(_, u)| u.held_back.clone().map(|r| (u.package.clone(), r))).collect();
+    let todo: Vec<(usize, &Update)> = in_scope.into_iter().filter(|(_, u)| u.held_back.is_none()).collect();
+    timings.push(("plan", t.elapsed()));
+    if todo.is_empty() {
+        return Ok(Outcome::NothingPending { held_back });
+    }
+
+    // Prepare: unpacked layers, apt state, the work directory.
+    let t = Instant::now();
+    let cache = LayerCache::new(opts.cache.join("layers"));
+    let mut lowers = Vec::new();
+    for l in base_layers.iter().rev() {
+        lowers.push(cache.ensure(source, l)?);
+    }
+    let key = apt_state_key(&view.0);
+    let apt_dir = opts.cache.join("apt").join(&key);
+    let lists = apt_dir.join("lists");
+    let archives = apt_dir.join("cache");
+    for d in [lists.join("partial"), archives.join("archives/partial")] {
+        std::fs::create_dir_all(&d).map_err(io_err(&d))?;
+    }
+    // The .debs the scan already downloaded and verified: apt checks them again.
+    for (_, u) in &todo {
+        let deb = opts.cache.join("debs").join(format!("{}.deb", u.candidate.sha256));
+        let dest = archives.join("archives").join(archive_name(u));
+        if deb.is_file() && !dest.exists() {
+            let _ = std::fs::hard_link(&deb, &dest).or_else(|_| std::fs::copy(&deb, &dest).map(|_| ()));
+        }
+    }
+    let work_root = opts.cache.join("work");
+    std::fs::create_dir_all(&work_root).map_err(io_err(&work_root))?;
+    let work = WorkDir(work_root.join(format!("{}-{}", std::process::id(), opts.now.timestamp_nanos_opt().unwrap_or(0))));
+    std::fs::create_dir_all(&work.0).map_err(io_err(&work.0))?;
+    let policy = work.0.join("policy-rc.d");
+    std::fs::write(&policy, POLICY_RC_D).map_err(io_err(&policy))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o755)).map_err(io_err(&policy))?;
+    timings.push(("prepare", t.elapsed()));
+
+    // Run apt in the sandbox.
+    let t = Instant::now();
+    let runtime = sandbox::find_runtime(opts.runtime.as_deref())?;
+    let upper = work.0.join("upper");
+    let merged = work.0.join("merged");
+    let overlay = Overlay::mount(&lowers, Some((&upper, &work.0.join("work"))), &merged)?;
+    // Mount points the sandbox may have to create stay out of the layer.
+    let mut exclude = Vec::new();
+    for p in ["usr/sbin/policy-rc.d", "etc/resolv.conf", "var/lib/apt/lists", "var/cache/apt"] {
+        if std::fs::symlink_metadata(merged.join(p)).is_err() {
+            exclude.push(p.to_string());
+        }
+    }
+    let apt_opts = "-q -y -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io -o Acquire::Languages=none -o APT::Install-Recommends=false -o APT::Install-Suggests=false";
+    let action = if opts.all {
+        format!("apt-get {apt_opts} upgrade")
+    } else {
+        let pkgs: Vec<String> = todo.iter().map(|(_, u)| format!("{}:{}={}", u.package, u.arch, u.candidate.version)).collect();
+        format!("apt-get {apt_opts} install --only-upgrade {}", pkgs.join(" "))
+    };
+    let script = format!(
+        "set -e\napt-get {apt_opts} update\n{action}\nout=$(dpkg --audit)\nif [ -n \"$out\" ]; then echo \"dpkg --audit: $out\"; exit 1; fi\napt-get -q check\n"
+    );
+    let mut binds = vec![
+        Bind { source: lists.clone(), destination: "/var/lib/apt/lists".into(), read_only: false },
+        Bind { source: archives.clone(), destination: "/var/cache/apt".into(), read_only: false },
+        Bind { source: policy.clone(), destination: "/usr/sbin/policy-rc.d".into(), read_only: true },
+    ];
+    if Path::new("/etc/resolv.conf").exists() {
+        binds.push(Bind { source: "/etc/resolv.conf".into(), destination: "/etc/resolv.conf".into(), read_only: true });
+    }
+    let run = RunSpec {
+        args: vec!["/bin/sh".into(), "-c".into(), script],
+        env: vec!["DEBIAN_FRONTEND=noninteractive".into(), "LC_ALL=C".into()],
+        binds: binds.clone(),
+    };
+    let out = sandbox::run(&runtime, &work.0.join("bundle"), &merged, &format!("freshen-{}", std::process::id()), &run)?;
+    if !out.success {
+        return Err(Error::Invalid(format!("apt failed in the sandbox (exit {:?}): {}", out.code, out.tail(6))));
+    }
+    timings.push(("apt", t.elapsed()));
+
+    // Verify: a re-scan of the result shows nothing pending in scope.
+    let t = Instant::now();
+    let after = freshen_image::read_dir_files(&merged, &interest())?;
+    let rescan = freshen_apt::scan(fetcher, &View(after), &ScanOptions { now: opts.now, ignore_unreachable: false, changelogs: false })?;
+    let left: Vec<String> = rescan.updates.iter().filter(|u| (opts.all || u.security) && u.held_back.is_none()).map(|u| format!("{} {}", u.package, u.candidate.version)).collect();
+    if !left.is_empty() {
+        return Err(Error::Invalid(format!("after apt ran, updates are still pending: {}", left.join(", "))));
+    }
+    let installed_after: std::collections::HashMap<&str, String> = rescan.system.installed.iter().map(|p| (p.name.as_str(), p.version.to_string())).collect();
+    drop(overlay);
+    if let Some(cmd) = &opts.test {
+        let mut test_lowers = vec![upper.clone()];
+        test_lowers.extend(lowers.iter().cloned());
+        let test_merged = work.0.join("test-merged");
+        let _test = Overlay::mount(&test_lowers, Some((&work.0.join("test-upper"), &work.0.join("test-work"))), &test_merged)?;
+        let tr = RunSpec { args: vec!["/bin/sh".into(), "-c".into(), cmd.clone()], env: vec![], binds: binds.iter().filter(|b| b.destination == "/etc/resolv.conf").cloned().collect() };
+        let out = sandbox::run(&runtime, &work.0.join("test-bundle"), &test_merged, &format!("freshen-test-{}", std::process::id()), &tr)?;
+        if !out.success {
+            return Err(Error::Invalid(format!("--test `{cmd}` failed in the patched image (exit {:?}): {}", out.code, out.tail(6))));
+        }
+    }
+    timings.push(("verify", t.elapsed()));
+
+    // The layer.
+    let t = Instant::now();
+    let upgraded: Vec<Upgraded> = scan
+        .updates
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| installed_after.get(u.package.as_str()).is_some_and(|v| *v != u.installed.to_string()))
+        .map(|(i, u)| Upgraded {
+            package: u.package.clone(),
+            from: u.installed.to_string(),
+            to: installed_after.get(u.package.as_str()).cloned().unwrap_or_default(),
+            source_package: u.candidate.source.clone(),
+            security: u.security,
+            cves: scan.fixes.get(i).map(|f| f.cves.clone()).unwrap_or_default(),
+        })
+        .collect();
+    let clamp = opts.source_date_epoch.unwrap_or_else(|| {
+        let newest = todo.iter().filter_map(|(i, _)| scan.fixes.get(*i).and_then(|f| f.newest)).max();
+        let release = scan.offers.archives.iter().filter_map(|a| a.release.date).max();
+        newest.or(release).map(|d| d.timestamp().max(0) as u64).unwrap_or(0)
+    });
+    let lower_view = work.0.join("lower");
+    let lower_mount = Overlay::mount(&lowers, None, &lower_view)?;
+    let packages: Vec<(String, String)> = upgraded.iter().map(|u| (u.package.clone(), u.to.clone())).collect();
+    let created_by = format!(
+        "freshen patch: {}",
+        upgraded.iter().map(|u| format!("{} {} -> {}", u.package, u.from, u.to)).collect::<Vec<_>>().join(", ")
+    );
+    let docker = image.manifest_raw.as_deref().map(|m| String::from_utf8_lossy(m).contains("application/vnd.docker.distribution.manifest.v2")).unwrap_or(true);
+    let layer_opts = LayerOptions { clamp_mtime: clamp, compression: opts.compression, docker_media_types: docker, exclude, created_by: created_by.clone() };
+    let blobs = work.0.join("blobs");
+    let (layer, stats) = write_patch_layer(&upper, &lower_view, &blobs, &layer_opts)?;
+    drop(lower_mount);
+    let created = DateTime::<Utc>::from_timestamp(clamp as i64, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let rec = PatchRecord {
+        diff_id: layer.diff_id.to_string(),
+        base_layers: n_base,
+        original_manifest: original_manifest_digest(image, n_base),
+        created,
+        created_by,
+        packages: &packages,
+    };
+    let new_config = patch_config(&base_config, &rec)?;
+    let config_bytes = serde_json::to_vec(&new_config).map_err(|e| Error::Invalid(e.to_string()))?;
+    let manifest_value = match &image.manifest_raw {
+        Some(m) => serde_json::from_slice(m).map_err(|e| Error::Invalid(format!("manifest: {e}")))?,
+        None => synth_manifest(&base_layers),
+    };
+    let (manifest, media) = patch_manifest(&manifest_value, n_base, &config_bytes, &layer)?;
+    let manifest = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
+    timings.push(("layer", t.elapsed()));
+    let layer_path = blobs.join(layer.digest.hex());
+    Ok(Outcome::Patched(Box::new(Patched {
+        upgraded,
+        held_back,
+        layer,
+        layer_path,
+        stats,
+        base_layers,
+        config: config_bytes,
+        manifest,
+        manifest_media_type: media,
+        timings,
+        work,
+    })))
+}
+
+/// The digest of the original (unpatched) manifest: recorded in a patched
+/// image's label, else the input's own.
+fn original_manifest_digest(image: &freshen_image::Image, n_base: usize) -> Option<String> {
+    if n_base < image.layers.len() {
+        let c: Value = serde_json::from_slice(&image.config_raw).ok()?;
+        return c["config"]["Labels"][crate::config::ORIGINAL_MANIFEST].as_str().map(str::to_string);
+    }
+    image.manifest_digest.as_ref().map(|d| d.to_string())
+}

@@ -1,0 +1,214 @@
+//! The sandbox: an overlay mount of an image's cached layers with a fresh
+//! upper directory, and a command run in it by an OCI runtime (runc or
+//! crun) from a config written with the oci-spec crate.
+//!
+//! Privileged operations (mount, unmount, the runtime) are all here.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder, LinuxNamespace, LinuxNamespaceType, Mount, Spec};
+
+use crate::error::{io_err, Error, Result};
+
+/// A mounted overlay; unmounted when dropped.
+pub struct Overlay {
+    pub merged: PathBuf,
+}
+
+fn check_option_path(p: &Path) -> Result<String> {
+    let s = p.to_str().ok_or_else(|| Error::Invalid(format!("{}: not UTF-8", p.display())))?;
+    if s.contains([',', ':', '\\']) {
+        return Err(Error::Invalid(format!("{s}: overlay paths may not contain `,`, `:` or `\\`")));
+    }
+    Ok(s.to_string())
+}
+
+impl Overlay {
+    /// Mounts `lowers` (top layer first) with `upper`/`work` at `merged`.
+    /// With no upper, the mount is read-only.
+    pub fn mount(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, merged: &Path) -> Result<Overlay> {
+        let mut lower_list = Vec::new();
+        for l in lowers {
+            lower_list.push(check_option_path(l)?);
+        }
+        std::fs::create_dir_all(merged).map_err(io_err(merged))?;
+        let mut data = format!("lowerdir={}", lower_list.join(":"));
+        match upper {
+            Some((u, w)) => {
+                std::fs::create_dir_all(u).map_err(io_err(u))?;
+                std::fs::create_dir_all(w).map_err(io_err(w))?;
+                data.push_str(&format!(",upperdir={},workdir={}", check_option_path(u)?, check_option_path(w)?));
+            }
+            None if lowers.len() == 1 => {
+                // overlayfs wants two lower layers without an upper: bind instead.
+                rustix::mount::mount_bind(&lowers[0], merged).map_err(|e| io_err(merged)(e.into()))?;
+                rustix::mount::mount_remount(merged, rustix::mount::MountFlags::BIND | rustix::mount::MountFlags::RDONLY, "")
+                    .map_err(|e| io_err(merged)(e.into()))?;
+                return Ok(Overlay { merged: merged.to_path_buf() });
+            }
+            None => {}
+        }
+        if data.len() > 4000 {
+            return Err(Error::Invalid(format!("too many layers for one overlay mount ({} layers)", lowers.len())));
+        }
+        let flags = if upper.is_none() { rustix::mount::MountFlags::RDONLY } else { rustix::mount::MountFlags::empty() };
+        let data = std::ffi::CString::new(data).map_err(|_| Error::Invalid("overlay options contain NUL".into()))?;
+        rustix::mount::mount("overlay", merged, "overlay", flags, Some(data.as_c_str()))
+            .map_err(|e| Error::Invalid(format!("mounting overlay at {}: {e} (freshen patch needs root and overlayfs)", merged.display())))?;
+        Ok(Overlay { merged: merged.to_path_buf() })
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// A bind mount into the sandbox.
+#[derive(Clone, Debug)]
+pub struct Bind {
+    pub source: PathBuf,
+    pub destination: String,
+    pub read_only: bool,
+}
+
+/// What to run.
+pub struct RunSpec {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub binds: Vec<Bind>,
+}
+
+/// The OCI runtime binary: `--runtime PATH`, else runc or crun on PATH.
+pub fn find_runtime(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["runc", "crun"] {
+        for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(Error::Invalid("no OCI runtime found: install runc or crun, or pass --runtime PATH".into()))
+}
+
+/// Docker's default capability set: what apt and dpkg need (seteuid to
+/// `_apt`, chown, file capabilities), and no more.
+const CAPS: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fowner,
+    Capability::Fsetid,
+    Capability::Kill,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Mknod,
+    Capability::AuditWrite,
+    Capability::Setfcap,
+];
+
+/// Writes the runtime config for running `spec` in `rootfs`.
+pub fn write_config(bundle: &Path, rootfs: &Path, run: &RunSpec) -> Result<()> {
+    let bad = |e: oci_spec::OciSpecError| Error::Invalid(format!("runtime config: {e}"));
+    let mut spec = Spec::default();
+    spec.set_hostname(Some("freshen".into()));
+    let mut root = spec.root().clone().unwrap_or_default();
+    root.set_path(rootfs.to_path_buf());
+    root.set_readonly(Some(false));
+    spec.set_root(Some(root));
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_args(Some(run.args.clone()));
+    let mut env = vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
+    env.extend(run.env.iter().cloned());
+    process.set_env(Some(env));
+    process.set_no_new_privileges(Some(false));
+    let caps: std::collections::HashSet<Capability> = CAPS.iter().copied().collect();
+    process.set_capabilities(Some(
+        LinuxCapabilitiesBuilder::default()
+            .bounding(caps.clone())
+            .effective(caps.clone())
+            .permitted(caps)
+            .build()
+            .map_err(bad)?,
+    ));
+    spec.set_process(Some(process));
+    // Host network (the mirror), no user namespace (apt needs real root).
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let namespaces: Vec<LinuxNamespace> = [LinuxNamespaceType::Pid, LinuxNamespaceType::Ipc, LinuxNamespaceType::Uts, LinuxNamespaceType::Mount]
+        .into_iter()
+        .map(|t| {
+            let mut ns = LinuxNamespace::default();
+            ns.set_typ(t);
+            ns
+        })
+        .collect();
+    linux.set_namespaces(Some(namespaces));
+    spec.set_linux(Some(linux));
+    let mut mounts: Vec<Mount> = spec.mounts().clone().unwrap_or_default();
+    mounts.retain(|m| m.destination() != Path::new("/sys/fs/cgroup"));
+    for b in &run.binds {
+        let mut m = Mount::default();
+        m.set_destination(PathBuf::from(&b.destination));
+        m.set_typ(Some("bind".into()));
+        m.set_source(Some(b.source.clone()));
+        let mut opts = vec!["rbind".to_string(), "nosuid".to_string(), "nodev".to_string()];
+        if b.read_only {
+            opts.push("ro".into());
+        }
+        m.set_options(Some(opts));
+        mounts.push(m);
+    }
+    spec.set_mounts(Some(mounts));
+    std::fs::create_dir_all(bundle).map_err(io_err(bundle))?;
+    spec.save(bundle.join("config.json")).map_err(bad)?;
+    Ok(())
+}
+
+/// The output of a sandboxed command.
+pub struct RunOutput {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub output: String,
+}
+
+impl RunOutput {
+    /// The last `n` lines of the combined output, for error messages.
+    pub fn tail(&self, n: usize) -> String {
+        let lines: Vec<&str> = self.output.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(n)..].join(" | ")
+    }
+}
+
+/// Runs `run` in `rootfs` with the runtime; stdout and stderr are combined.
+pub fn run(runtime: &Path, bundle: &Path, rootfs: &Path, id: &str, run: &RunSpec) -> Result<RunOutput> {
+    write_config(bundle, rootfs, run)?;
+    let state = bundle.join("state");
+    std::fs::create_dir_all(&state).map_err(io_err(&state))?;
+    let log = bundle.join("output.log");
+    let out = std::fs::File::create(&log).map_err(io_err(&log))?;
+    let err = out.try_clone().map_err(io_err(&log))?;
+    let status = Command::new(runtime)
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .map_err(|e| Error::Invalid(format!("cannot start {}: {e}", runtime.display())))?;
+    let output = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    // A container that failed to start may linger in the state dir.
+    let _ = Command::new(runtime).arg("--root").arg(&state).args(["delete", "--force", id]).stderr(Stdio::null()).status();
+    Ok(RunOutput { success: status.success(), code: status.code(), output })
+}

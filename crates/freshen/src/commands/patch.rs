@@ -1,0 +1,184 @@
+//! `freshen patch IMAGE -o DEST`
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use freshen_apt::Fetcher;
+use freshen_image::{ImageRef, Platform};
+use freshen_patch::layer::Compression;
+use freshen_patch::{Outcome, PatchOptions};
+use serde_json::json;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The image to patch: oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG].
+    image: String,
+    /// Where to write the patched image: oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG].
+    #[arg(short, long)]
+    output: String,
+    /// Install everything `apt-get upgrade` would, not only security updates.
+    #[arg(long)]
+    all: bool,
+    /// Write a JSON report of what was done.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write an OpenVEX document with a `fixed` statement per CVE.
+    #[arg(long)]
+    vex: Option<PathBuf>,
+    /// Compression of the patch layer.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    compression: CompressionArg,
+    /// The OCI runtime binary (default: runc or crun from PATH).
+    #[arg(long)]
+    runtime: Option<PathBuf>,
+    /// A smoke test (`sh -c CMD`) run in the patched image before it is accepted.
+    #[arg(long)]
+    test: Option<String>,
+    /// The platform to pick from a multi-platform image (default: this machine's).
+    #[arg(long, value_parser = Platform::parse)]
+    platform: Option<Platform>,
+    /// Cache directory (default: $FRESHEN_CACHE, else ~/.cache/freshen).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CompressionArg {
+    Gzip,
+    Zstd,
+}
+
+fn write_json_atomic(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let tmp = path.with_file_name(format!(".{}.tmp-{}", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?).with_context(|| tmp.display().to_string())?;
+    std::fs::rename(&tmp, path).with_context(|| path.display().to_string())
+}
+
+pub fn run(args: Args) -> Result<u8> {
+    let started = std::time::Instant::now();
+    let input = ImageRef::parse(&args.image)?;
+    let output = ImageRef::parse(&args.output)?;
+    if matches!(input, ImageRef::Dir { .. }) {
+        anyhow::bail!("{input}: patch needs an image (oci: or docker-archive:), not a directory");
+    }
+    if matches!(output, ImageRef::Dir { .. }) {
+        anyhow::bail!("{output}: patch writes oci: or docker-archive: images");
+    }
+    let platform = args.platform.unwrap_or_else(Platform::host);
+    let cache = crate::commands::scan::cache_dir(args.cache);
+    let source = freshen_image::open(&input, &platform)?;
+    let fetcher = Fetcher::new(cache.clone());
+    let now = chrono::Utc::now();
+    let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse().ok());
+    let opts = PatchOptions {
+        cache,
+        runtime: args.runtime,
+        all: args.all,
+        compression: if args.compression == CompressionArg::Zstd { Compression::Zstd } else { Compression::Gzip },
+        source_date_epoch,
+        test: args.test,
+        now,
+    };
+    let outcome = freshen_patch::patch(&source, &fetcher, &opts).with_context(|| format!("patching {input}"))?;
+    let patched = match outcome {
+        Outcome::NothingPending { held_back } => {
+            let scope = if args.all { "updates" } else { "security updates" };
+            println!("{input}: no {scope} pending; nothing written");
+            for (p, why) in held_back {
+                println!("  held back: {p}: {why}");
+            }
+            return Ok(crate::exit::NOTHING_TO_PATCH);
+        }
+        Outcome::Patched(p) => p,
+    };
+    let t = std::time::Instant::now();
+    let img = freshen_image::NewImage {
+        source: &source,
+        source_layers: &patched.base_layers,
+        new_blobs: vec![(patched.layer.digest.clone(), patched.layer_path.clone())],
+        config: patched.config.clone(),
+        manifest: patched.manifest.clone(),
+        manifest_media_type: patched.manifest_media_type.clone(),
+    };
+    let digest = freshen_image::write_image(&output, &img).with_context(|| format!("writing {output}"))?;
+    let mut timings = patched.timings.clone();
+    timings.push(("write", t.elapsed()));
+    let security = patched.upgraded.iter().filter(|u| u.security).count();
+    println!("{input}: upgraded {} packages ({security} security) in {:.1} s", patched.upgraded.len(), started.elapsed().as_secs_f64());
+    for u in &patched.upgraded {
+        let cves = if u.cves.is_empty() { String::new() } else { format!("  {}", u.cves.join(" ")) };
+        println!("  {} {} -> {}{cves}", u.package, u.from, u.to);
+    }
+    for (p, why) in &patched.held_back {
+        println!("  held back: {p}: {why}");
+    }
+    let s = &patched.stats;
+    println!(
+        "layer {}: {:.1} MB compressed, {:.1} MB uncompressed, {} files, {} whiteouts ({} unchanged files dropped)",
+        patched.layer.digest,
+        patched.layer.size as f64 / 1e6,
+        s.uncompressed_bytes as f64 / 1e6,
+        s.files,
+        s.whiteouts,
+        s.unchanged_dropped
+    );
+    println!("wrote {output} ({digest})");
+    let mut cves: Vec<String> = patched.upgraded.iter().flat_map(|u| u.cves.clone()).collect();
+    cves.sort();
+    cves.dedup();
+    if let Some(path) = &args.report {
+        let report = json!({
+            "image": input.to_string(),
+            "output": output.to_string(),
+            "manifest_digest": digest.to_string(),
+            "upgraded": patched.upgraded.iter().map(|u| json!({
+                "package": u.package, "from": u.from, "to": u.to,
+                "source_package": u.source_package, "security": u.security, "cves": u.cves,
+            })).collect::<Vec<_>>(),
+            "held_back": patched.held_back.iter().map(|(p, r)| json!({"package": p, "reason": r})).collect::<Vec<_>>(),
+            "cves": cves,
+            "layer": {
+                "digest": patched.layer.digest.to_string(),
+                "diff_id": patched.layer.diff_id.to_string(),
+                "media_type": patched.layer.media_type,
+                "compressed_bytes": patched.layer.size,
+                "uncompressed_bytes": s.uncompressed_bytes,
+                "files": s.files,
+                "whiteouts": s.whiteouts,
+                "unchanged_dropped": s.unchanged_dropped,
+            },
+            "timings_ms": timings.iter().map(|(k, d)| (k.to_string(), json!(d.as_millis() as u64))).collect::<serde_json::Map<_, _>>(),
+            "total_ms": started.elapsed().as_millis() as u64,
+        });
+        write_json_atomic(path, &report)?;
+    }
+    if let Some(path) = &args.vex {
+        let product = format!("{output}@{digest}");
+        let statements: Vec<_> = cves
+            .iter()
+            .map(|c| {
+                let subs: Vec<_> = patched
+                    .upgraded
+                    .iter()
+                    .filter(|u| u.cves.contains(c))
+                    .map(|u| json!({"@id": format!("pkg:deb/{}@{}", u.package, u.to)}))
+                    .collect();
+                json!({
+                    "vulnerability": {"name": c},
+                    "products": [{"@id": product, "subcomponents": subs}],
+                    "status": "fixed",
+                })
+            })
+            .collect();
+        let vex = json!({
+            "@context": "https://openvex.dev/ns/v0.2.0",
+            "@id": format!("urn:freshen:vex:{}", digest.hex()),
+            "author": "freshen",
+            "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "version": 1,
+            "statements": statements,
+        });
+        write_json_atomic(path, &vex)?;
+    }
+    Ok(crate::exit::CLEAN)
+}

@@ -1,0 +1,86 @@
+//! `freshen patch` end to end on the real stale bookworm image: the result
+//! is checked with tools freshen did not write (umoci, skopeo) and with
+//! freshen's own scan; re-patching replaces the patch layer and, with the
+//! archive unchanged, reproduces the same digest. Needs root, runc, umoci,
+//! skopeo and Debian's archive.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn layers_of(layout: &std::path::Path, tag: &str) -> Vec<Value> {
+    let out = Command::new("skopeo").args(["inspect", "--raw", &format!("oci:{}:{tag}", layout.display())]).output().expect("skopeo");
+    assert!(out.status.success(), "skopeo inspect: {}", String::from_utf8_lossy(&out.stderr));
+    let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+    m["layers"].as_array().unwrap().clone()
+}
+
+#[test]
+fn patch_stale_image_then_repatch() {
+    let rootfs = stale_rootfs();
+    let work = tempdir();
+    let _cleanup = Cleanup(vec![work.clone()]);
+    let layout = work.join("oci");
+    let image = pack(&[(&rootfs, "mmdebstrap --variant=minbase bookworm")], &layout, "stale");
+    let cache = work.join("cache");
+    let (_, before) = scan_json(&image, &["--only", "security"], &cache);
+    let pending: Vec<String> = updates(&before).into_iter().map(|u| u.0).collect();
+    assert!(!pending.is_empty());
+
+    let report = work.join("report.json");
+    let vex = work.join("vex.json");
+    let out = freshen(
+        &["patch", &image, "-o", &format!("oci:{}:patched", layout.display()), "--report", report.to_str().unwrap(), "--vex", vex.to_str().unwrap(), "--test", "apt-get --version >/dev/null && ls /"],
+        &cache,
+    );
+    assert_eq!(out.status.code(), Some(0), "patch failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let mut upgraded: Vec<String> = r["upgraded"].as_array().unwrap().iter().map(|u| u["package"].as_str().unwrap().to_string()).collect();
+    upgraded.sort();
+    assert_eq!(upgraded, pending, "the patch upgraded exactly the pending security updates");
+    let compressed = r["layer"]["compressed_bytes"].as_u64().unwrap();
+    let uncompressed = r["layer"]["uncompressed_bytes"].as_u64().unwrap();
+    assert!(uncompressed < 80_000_000, "layer too large: {uncompressed}");
+    assert!(compressed < uncompressed);
+    let v: Value = serde_json::from_slice(&std::fs::read(&vex).unwrap()).unwrap();
+    assert!(v["statements"].as_array().unwrap().iter().all(|s| s["status"] == "fixed"));
+
+    // Independent checkers accept it.
+    let layers = layers_of(&layout, "patched");
+    assert_eq!(layers.len(), 2);
+    let bundle = work.join("bundle");
+    let st = Command::new("umoci").args(["unpack", "--image", &format!("{}:patched", layout.display())]).arg(&bundle).output().expect("umoci");
+    assert!(st.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&st.stderr));
+    let status = std::fs::read_to_string(bundle.join("rootfs/var/lib/dpkg/status")).unwrap();
+    for u in r["upgraded"].as_array().unwrap() {
+        let stanza = status.split("\n\n").find(|s| s.starts_with(&format!("Package: {}\n", u["package"].as_str().unwrap()))).unwrap();
+        assert!(stanza.contains(&format!("\nVersion: {}\n", u["to"].as_str().unwrap())), "{stanza}");
+    }
+    assert!(!bundle.join("rootfs/var/lib/apt/lists/lock").exists(), "apt lists leaked into the layer");
+    // freshen's own scan of the result: nothing pending in scope.
+    let (code, after) = scan_json(&format!("oci:{}:patched", layout.display()), &["--only", "security"], &cache);
+    assert_eq!(code, 0, "{after}");
+
+    // Re-patch: starts again from the original layers; same archive, same digest.
+    let out2 = freshen(&["patch", &format!("oci:{}:patched", layout.display()), "-o", &format!("oci:{}:repatched", layout.display())], &cache);
+    assert_eq!(out2.status.code(), Some(0), "{}", String::from_utf8_lossy(&out2.stderr));
+    assert_eq!(layers_of(&layout, "repatched").len(), 2, "one patch layer, not a stack");
+    let digest = |tag: &str| {
+        let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        index["manifests"].as_array().unwrap().iter().find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag).unwrap()["digest"].clone()
+    };
+    assert_eq!(digest("patched"), digest("repatched"), "re-patching with an unchanged archive must reproduce the image");
+    // An up-to-date image (the patched root, packed as a new single-layer
+    // image): nothing pending, exit 4, nothing written.
+    let fresh_layout = work.join("fresh");
+    let fresh = pack(&[(&bundle.join("rootfs"), "up to date")], &fresh_layout, "fresh");
+    let out3 = freshen(&["patch", &fresh, "-o", &format!("oci:{}:none", fresh_layout.display())], &cache);
+    assert_eq!(out3.status.code(), Some(4), "{}{}", String::from_utf8_lossy(&out3.stdout), String::from_utf8_lossy(&out3.stderr));
+    assert!(String::from_utf8_lossy(&out3.stdout).contains("nothing written"));
+    let index = std::fs::read_to_string(fresh_layout.join("index.json")).unwrap();
+    assert!(!index.contains("\"none\""), "nothing may be written under the output name");
+}
