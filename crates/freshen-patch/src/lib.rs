@@ -4,6 +4,7 @@
 //! overlay's upper directory.
 
 pub mod cache;
+pub mod cleanup;
 pub mod config;
 mod error;
 pub mod layer;

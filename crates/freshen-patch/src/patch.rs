@@ -70,9 +70,22 @@ pub enum Outcome {
 /// A scratch directory removed on drop (mounts inside are already gone).
 pub struct WorkDir(pub PathBuf);
 
+impl WorkDir {
+    fn create(root: &Path) -> Result<WorkDir> {
+        std::fs::create_dir_all(root).map_err(io_err(root))?;
+        crate::cleanup::reap_stale(root);
+        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let dir = root.join(format!("{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        crate::cleanup::register(&dir);
+        Ok(WorkDir(dir))
+    }
+}
+
 impl Drop for WorkDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        crate::cleanup::remove_work_dir(&self.0);
+        crate::cleanup::unregister(&self.0);
     }
 }
 
@@ -171,10 +184,7 @@ pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -
             let _ = std::fs::hard_link(&deb, &dest).or_else(|_| std::fs::copy(&deb, &dest).map(|_| ()));
         }
     }
-    let work_root = opts.cache.join("work");
-    std::fs::create_dir_all(&work_root).map_err(io_err(&work_root))?;
-    let work = WorkDir(work_root.join(format!("{}-{}", std::process::id(), opts.now.timestamp_nanos_opt().unwrap_or(0))));
-    std::fs::create_dir_all(&work.0).map_err(io_err(&work.0))?;
+    let work = WorkDir::create(&opts.cache.join("work"))?;
     let policy = work.0.join("policy-rc.d");
     std::fs::write(&policy, POLICY_RC_D).map_err(io_err(&policy))?;
     use std::os::unix::fs::PermissionsExt;

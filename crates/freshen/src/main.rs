@@ -37,6 +37,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Ctrl-C: stop sandboxed containers, unmount and remove work directories.
+    let _ = ctrlc::set_handler(|| {
+        freshen_patch::cleanup::cleanup_active();
+        eprintln!("error: interrupted");
+        std::process::exit(130);
+    });
     let result = match cli.command {
         Command::Scan(args) => commands::scan::run(args),
         Command::Patch(args) => commands::patch::run(args),

@@ -278,3 +278,65 @@ pub fn stale_rootfs() -> PathBuf {
     }
     dir
 }
+
+/// Debian's Docker Engine, started by the test on its own socket and data
+/// root (overlay2, no iptables, no bridge), stopped when dropped.
+pub struct Dockerd {
+    pub dir: PathBuf,
+    pub host: String,
+    child: std::process::Child,
+}
+
+impl Dockerd {
+    pub fn start() -> Dockerd {
+        let dir = tempdir();
+        let sock = dir.join("docker.sock");
+        let host = format!("unix://{}", sock.display());
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .arg("--host")
+            .arg(&host)
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .args(["--storage-driver=overlay2", "--iptables=false", "--ip6tables=false", "--bridge=none"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("dockerd (apt-get install docker.io)");
+        let d = Dockerd { dir, host, child };
+        for _ in 0..300 {
+            if d.docker(&["version"]).status.success() {
+                return d;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("dockerd did not start: {}", std::fs::read_to_string(d.dir.join("dockerd.log")).unwrap_or_default());
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker").arg("--host").arg(&self.host).args(args).output().expect("docker")
+    }
+
+    /// Runs docker and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(out.status.success(), "docker {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+        for m in ["exec", "data"] {
+            // Unmount whatever the engine left mounted below its roots.
+            let _ = Command::new("sh").arg("-c").arg(format!("grep -o ' {}/[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l", self.dir.join(m).display())).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,66 @@
+//! Crash safety: SIGKILL during unpack, during apt and during layer
+//! writing leaves the source untouched and nothing under the output name,
+//! and the next run (reaping what the dead one left) succeeds.
+//! Needs root, runc and Debian's archive.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn any_entry(dir: &Path, pred: &dyn Fn(&Path) -> bool) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else { return false };
+    rd.flatten().any(|e| pred(&e.path()))
+}
+
+/// Starts `freshen patch` and SIGKILLs it as soon as `cond` holds.
+fn kill_when(args: &[&str], cache: &Path, what: &str, cond: &dyn Fn() -> bool) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_freshen")).args(args).env("FRESHEN_CACHE", cache).spawn().unwrap();
+    let start = Instant::now();
+    loop {
+        if cond() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("freshen finished ({status}) before it was {what}");
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "never saw freshen {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn sigkill_at_any_phase_then_a_normal_run_succeeds() {
+    let rootfs = stale_rootfs();
+    let work = tempdir();
+    let _cleanup = Cleanup(vec![work.clone()]);
+    let layout = work.join("oci");
+    let image = pack(&[(&rootfs, "base")], &layout, "stale");
+    let index_before = std::fs::read(layout.join("index.json")).unwrap();
+    let out = format!("oci:{}:patched", layout.display());
+    let cache = work.join("cache");
+    let args = ["patch", image.as_str(), "-o", out.as_str()];
+    let work_dirs = cache.join("work");
+
+    kill_when(&args, &cache, "unpacking a layer", &|| any_entry(&cache.join("layers"), &|p| p.file_name().unwrap().to_string_lossy().starts_with(".tmp-")));
+    kill_when(&args, &cache, "running apt", &|| {
+        any_entry(&work_dirs, &|w| std::fs::metadata(w.join("bundle/output.log")).map(|m| m.len() > 0).unwrap_or(false))
+    });
+    kill_when(&args, &cache, "writing the layer", &|| any_entry(&work_dirs, &|w| any_entry(&w.join("blobs"), &|_| true)));
+
+    // The source is untouched and nothing was written under the output name.
+    assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), index_before);
+    // The next run succeeds and cleans up after the dead ones.
+    let o = freshen(&args, &cache);
+    assert_eq!(o.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let (code, _) = scan_json(&out, &["--only", "security"], &cache);
+    assert_eq!(code, 0);
+    assert!(!any_entry(&work_dirs, &|_| true), "work directories left behind");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(cache.to_str().unwrap()), "mounts left behind");
+}
