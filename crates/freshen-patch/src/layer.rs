@@ -63,7 +63,7 @@ pub struct LayerOptions {
 }
 
 /// What went into a layer.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct LayerStats {
     pub entries: u64,
     pub files: u64,
@@ -71,6 +71,8 @@ pub struct LayerStats {
     /// Files in the upper directory that equalled the lower ones and were dropped.
     pub unchanged_dropped: u64,
     pub uncompressed_bytes: u64,
+    /// Every path the layer writes or deletes, with whether it is a directory.
+    pub paths: Vec<(String, bool)>,
 }
 
 fn xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
@@ -253,6 +255,7 @@ fn write_items<W: Write>(b: &mut tar::Builder<W>, items: &[Item], clamp: u64, st
         stats.entries += 1;
         match item {
             Item::Whiteout { rel } => {
+                stats.paths.push((rel.clone(), false));
                 let (parent, name) = rel.rsplit_once('/').map_or(("", rel.as_str()), |(p, n)| (p, n));
                 let path = if parent.is_empty() { format!(".wh.{name}") } else { format!("{parent}/.wh.{name}") };
                 let mut h = tar::Header::new_gnu();
@@ -263,6 +266,7 @@ fn write_items<W: Write>(b: &mut tar::Builder<W>, items: &[Item], clamp: u64, st
                 b.append_data(&mut h, path, io::empty())?;
             }
             Item::Entry { rel, full, meta, opaque } => {
+                stats.paths.push((rel.clone(), meta.is_dir() && !*opaque));
                 let ft = meta.file_type();
                 let xa = if ft.is_symlink() { BTreeMap::new() } else { xattrs(full)? };
                 if !xa.is_empty() {

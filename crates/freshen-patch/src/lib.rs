@@ -9,6 +9,7 @@ pub mod config;
 mod error;
 pub mod layer;
 mod patch;
+mod reuse;
 pub mod sandbox;
 pub mod unpack;
 

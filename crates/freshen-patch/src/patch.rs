@@ -13,6 +13,7 @@ use crate::cache::LayerCache;
 use crate::config::{patch_config, patch_manifest, synth_manifest, unpatch, PatchRecord};
 use crate::error::{io_err, Error, Result};
 use crate::layer::{write_patch_layer, Compression, LayerOptions, LayerStats};
+use crate::reuse;
 use crate::sandbox::{self, Bind, Overlay, RunSpec};
 
 /// Options of a patch run.
@@ -56,6 +57,8 @@ pub struct Patched {
     pub manifest: Vec<u8>,
     pub manifest_media_type: String,
     pub timings: Vec<(&'static str, Duration)>,
+    /// The layer is a recorded patch of the same base, reused.
+    pub reused: bool,
     /// Removed when dropped.
     pub work: WorkDir,
 }
@@ -139,6 +142,146 @@ fn archive_name(u: &Update) -> String {
 
 const POLICY_RC_D: &str = "#!/bin/sh\n# freshen: no services start while packages are patched\nexit 101\n";
 
+/// The layer a sandbox run produced.
+struct Built {
+    layer: LayerBlob,
+    layer_path: PathBuf,
+    stats: LayerStats,
+    /// (package, version) installed after the run.
+    installed_after: Vec<(String, String)>,
+}
+
+/// Everything a sandbox run needs.
+struct RunCtx<'a> {
+    source: &'a dyn ImageSource,
+    fetcher: &'a Fetcher,
+    opts: &'a PatchOptions,
+    view: &'a View,
+    todo: &'a [(usize, &'a Update)],
+    clamp: u64,
+    docker: bool,
+    created_by: String,
+    work: &'a WorkDir,
+}
+
+/// Runs apt over `layers` in the sandbox and writes the patch layer.
+fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &mut Vec<(&'static str, Duration)>) -> Result<Built> {
+    let opts = ctx.opts;
+    let t = Instant::now();
+    let cache = LayerCache::new(opts.cache.join("layers"));
+    let mut lowers = Vec::new();
+    for l in layers.iter().rev() {
+        lowers.push(cache.ensure(ctx.source, l)?);
+    }
+    let key = apt_state_key(&ctx.view.0);
+    let apt_dir = opts.cache.join("apt").join(&key);
+    let lists = apt_dir.join("lists");
+    let archives = apt_dir.join("cache");
+    for d in [lists.join("partial"), archives.join("archives/partial")] {
+        std::fs::create_dir_all(&d).map_err(io_err(&d))?;
+    }
+    // The .debs the scan already downloaded and verified: apt checks them again.
+    for (_, u) in ctx.todo {
+        let deb = opts.cache.join("debs").join(format!("{}.deb", u.candidate.sha256));
+        let dest = archives.join("archives").join(archive_name(u));
+        if deb.is_file() && !dest.exists() {
+            let _ = std::fs::hard_link(&deb, &dest).or_else(|_| std::fs::copy(&deb, &dest).map(|_| ()));
+        }
+    }
+    let run_dir = ctx.work.0.join(format!("run-{}", layers.len()));
+    let policy = ctx.work.0.join("policy-rc.d");
+    std::fs::write(&policy, POLICY_RC_D).map_err(io_err(&policy))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o755)).map_err(io_err(&policy))?;
+    timings.push(("prepare", t.elapsed()));
+
+    // Run apt in the sandbox.
+    let t = Instant::now();
+    let runtime = sandbox::find_runtime(opts.runtime.as_deref())?;
+    let upper = run_dir.join("upper");
+    let merged = ctx.work.0.join("merged");
+    let overlay = Overlay::mount(&lowers, Some((&upper, &run_dir.join("work"))), &merged)?;
+    // Mount points the sandbox may have to create stay out of the layer.
+    let mut exclude = Vec::new();
+    for p in ["usr/sbin/policy-rc.d", "etc/resolv.conf", "var/lib/apt/lists", "var/cache/apt"] {
+        if std::fs::symlink_metadata(merged.join(p)).is_err() {
+            exclude.push(p.to_string());
+        }
+    }
+    let apt_opts = "-q -y -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io -o Acquire::Languages=none -o APT::Install-Recommends=false -o APT::Install-Suggests=false";
+    let action = if opts.all {
+        format!("apt-get {apt_opts} upgrade")
+    } else {
+        let pkgs: Vec<String> = ctx.todo.iter().map(|(_, u)| format!("{}:{}={}", u.package, u.arch, u.candidate.version)).collect();
+        format!("apt-get {apt_opts} install --only-upgrade {}", pkgs.join(" "))
+    };
+    let script = format!(
+        "set -e\napt-get {apt_opts} update\n{action}\nout=$(dpkg --audit)\nif [ -n \"$out\" ]; then echo \"dpkg --audit: $out\"; exit 1; fi\napt-get -q check\n"
+    );
+    let mut binds = vec![
+        Bind { source: lists.clone(), destination: "/var/lib/apt/lists".into(), read_only: false },
+        Bind { source: archives.clone(), destination: "/var/cache/apt".into(), read_only: false },
+        Bind { source: policy.clone(), destination: "/usr/sbin/policy-rc.d".into(), read_only: true },
+    ];
+    if Path::new("/etc/resolv.conf").exists() {
+        binds.push(Bind { source: "/etc/resolv.conf".into(), destination: "/etc/resolv.conf".into(), read_only: true });
+    }
+    let run = RunSpec {
+        args: vec!["/bin/sh".into(), "-c".into(), script],
+        env: vec!["DEBIAN_FRONTEND=noninteractive".into(), "LC_ALL=C".into()],
+        binds: binds.clone(),
+    };
+    let out = sandbox::run(&runtime, &ctx.work.0.join("bundle"), &merged, &format!("freshen-{}", std::process::id()), &run)?;
+    if !out.success {
+        return Err(Error::Invalid(format!("apt failed in the sandbox (exit {:?}): {}", out.code, out.tail(6))));
+    }
+    timings.push(("apt", t.elapsed()));
+
+    // Verify: a re-scan of the result shows nothing pending in scope.
+    let t = Instant::now();
+    let after = freshen_image::read_dir_files(&merged, &interest())?;
+    let rescan = freshen_apt::scan(ctx.fetcher, &View(after), &ScanOptions { now: opts.now, ignore_unreachable: false, changelogs: false })?;
+    let left: Vec<String> = rescan.updates.iter().filter(|u| (opts.all || u.security) && u.held_back.is_none()).map(|u| format!("{} {}", u.package, u.candidate.version)).collect();
+    if !left.is_empty() {
+        return Err(Error::Invalid(format!("after apt ran, updates are still pending: {}", left.join(", "))));
+    }
+    let installed_after: Vec<(String, String)> = rescan.system.installed.iter().map(|p| (p.name.clone(), p.version.to_string())).collect();
+    drop(overlay);
+    if let Some(cmd) = &opts.test {
+        // The whole image (also layers above the OS part) with the patch on top.
+        let mut test_lowers = vec![upper.clone()];
+        for l in all_layers.iter().rev() {
+            test_lowers.push(cache.ensure(ctx.source, l)?);
+        }
+        let test_merged = ctx.work.0.join("test-merged");
+        let _test = Overlay::mount(&test_lowers, Some((&run_dir.join("test-upper"), &run_dir.join("test-work"))), &test_merged)?;
+        let tr = RunSpec { args: vec!["/bin/sh".into(), "-c".into(), cmd.clone()], env: vec![], binds: binds.iter().filter(|b| b.destination == "/etc/resolv.conf").cloned().collect() };
+        let out = sandbox::run(&runtime, &ctx.work.0.join("test-bundle"), &test_merged, &format!("freshen-test-{}", std::process::id()), &tr)?;
+        if !out.success {
+            return Err(Error::Invalid(format!("--test `{cmd}` failed in the patched image (exit {:?}): {}", out.code, out.tail(6))));
+        }
+    }
+    timings.push(("verify", t.elapsed()));
+
+    let t = Instant::now();
+    let lower_view = ctx.work.0.join("lower");
+    let lower_mount = Overlay::mount(&lowers, None, &lower_view)?;
+    let layer_opts = LayerOptions { clamp_mtime: ctx.clamp, compression: opts.compression, docker_media_types: ctx.docker, exclude, created_by: ctx.created_by.clone() };
+    let blobs = run_dir.join("blobs");
+    let (layer, stats) = write_patch_layer(&upper, &lower_view, &blobs, &layer_opts)?;
+    drop(lower_mount);
+    timings.push(("layer", t.elapsed()));
+    let layer_path = blobs.join(layer.digest.hex());
+    Ok(Built { layer, layer_path, stats, installed_after })
+}
+
+/// The layers of the OS part: up to the last one that wrote the dpkg database.
+fn os_layers(view: &View, n: usize) -> usize {
+    let status = view.0.versions.iter().filter(|v| v.path == "var/lib/dpkg/status").map(|v| v.layer).max();
+    let status_d = view.0.list("var/lib/dpkg/status.d").iter().filter_map(|f| view.0.layer_of(&format!("var/lib/dpkg/status.d/{f}"))).max();
+    status.max(status_d).map_or(n, |l| (l + 1).clamp(1, n))
+}
+
 /// Plans and builds the patch for `source`.
 pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -> Result<Outcome> {
     let mut timings = Vec::new();
@@ -161,141 +304,81 @@ pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -
     if todo.is_empty() {
         return Ok(Outcome::NothingPending { held_back });
     }
-
-    // Prepare: unpacked layers, apt state, the work directory.
-    let t = Instant::now();
-    let cache = LayerCache::new(opts.cache.join("layers"));
-    let mut lowers = Vec::new();
-    for l in base_layers.iter().rev() {
-        lowers.push(cache.ensure(source, l)?);
-    }
-    let key = apt_state_key(&view.0);
-    let apt_dir = opts.cache.join("apt").join(&key);
-    let lists = apt_dir.join("lists");
-    let archives = apt_dir.join("cache");
-    for d in [lists.join("partial"), archives.join("archives/partial")] {
-        std::fs::create_dir_all(&d).map_err(io_err(&d))?;
-    }
-    // The .debs the scan already downloaded and verified: apt checks them again.
-    for (_, u) in &todo {
-        let deb = opts.cache.join("debs").join(format!("{}.deb", u.candidate.sha256));
-        let dest = archives.join("archives").join(archive_name(u));
-        if deb.is_file() && !dest.exists() {
-            let _ = std::fs::hard_link(&deb, &dest).or_else(|_| std::fs::copy(&deb, &dest).map(|_| ()));
-        }
-    }
-    let work = WorkDir::create(&opts.cache.join("work"))?;
-    let policy = work.0.join("policy-rc.d");
-    std::fs::write(&policy, POLICY_RC_D).map_err(io_err(&policy))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o755)).map_err(io_err(&policy))?;
-    timings.push(("prepare", t.elapsed()));
-
-    // Run apt in the sandbox.
-    let t = Instant::now();
-    let runtime = sandbox::find_runtime(opts.runtime.as_deref())?;
-    let upper = work.0.join("upper");
-    let merged = work.0.join("merged");
-    let overlay = Overlay::mount(&lowers, Some((&upper, &work.0.join("work"))), &merged)?;
-    // Mount points the sandbox may have to create stay out of the layer.
-    let mut exclude = Vec::new();
-    for p in ["usr/sbin/policy-rc.d", "etc/resolv.conf", "var/lib/apt/lists", "var/cache/apt"] {
-        if std::fs::symlink_metadata(merged.join(p)).is_err() {
-            exclude.push(p.to_string());
-        }
-    }
-    let apt_opts = "-q -y -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io -o Acquire::Languages=none -o APT::Install-Recommends=false -o APT::Install-Suggests=false";
-    let action = if opts.all {
-        format!("apt-get {apt_opts} upgrade")
-    } else {
-        let pkgs: Vec<String> = todo.iter().map(|(_, u)| format!("{}:{}={}", u.package, u.arch, u.candidate.version)).collect();
-        format!("apt-get {apt_opts} install --only-upgrade {}", pkgs.join(" "))
-    };
-    let script = format!(
-        "set -e\napt-get {apt_opts} update\n{action}\nout=$(dpkg --audit)\nif [ -n \"$out\" ]; then echo \"dpkg --audit: $out\"; exit 1; fi\napt-get -q check\n"
-    );
-    let mut binds = vec![
-        Bind { source: lists.clone(), destination: "/var/lib/apt/lists".into(), read_only: false },
-        Bind { source: archives.clone(), destination: "/var/cache/apt".into(), read_only: false },
-        Bind { source: policy.clone(), destination: "/usr/sbin/policy-rc.d".into(), read_only: true },
-    ];
-    if Path::new("/etc/resolv.conf").exists() {
-        binds.push(Bind { source: "/etc/resolv.conf".into(), destination: "/etc/resolv.conf".into(), read_only: true });
-    }
-    let run = RunSpec {
-        args: vec!["/bin/sh".into(), "-c".into(), script],
-        env: vec!["DEBIAN_FRONTEND=noninteractive".into(), "LC_ALL=C".into()],
-        binds: binds.clone(),
-    };
-    let out = sandbox::run(&runtime, &work.0.join("bundle"), &merged, &format!("freshen-{}", std::process::id()), &run)?;
-    if !out.success {
-        return Err(Error::Invalid(format!("apt failed in the sandbox (exit {:?}): {}", out.code, out.tail(6))));
-    }
-    timings.push(("apt", t.elapsed()));
-
-    // Verify: a re-scan of the result shows nothing pending in scope.
-    let t = Instant::now();
-    let after = freshen_image::read_dir_files(&merged, &interest())?;
-    let rescan = freshen_apt::scan(fetcher, &View(after), &ScanOptions { now: opts.now, ignore_unreachable: false, changelogs: false })?;
-    let left: Vec<String> = rescan.updates.iter().filter(|u| (opts.all || u.security) && u.held_back.is_none()).map(|u| format!("{} {}", u.package, u.candidate.version)).collect();
-    if !left.is_empty() {
-        return Err(Error::Invalid(format!("after apt ran, updates are still pending: {}", left.join(", "))));
-    }
-    let installed_after: std::collections::HashMap<&str, String> = rescan.system.installed.iter().map(|p| (p.name.as_str(), p.version.to_string())).collect();
-    drop(overlay);
-    if let Some(cmd) = &opts.test {
-        let mut test_lowers = vec![upper.clone()];
-        test_lowers.extend(lowers.iter().cloned());
-        let test_merged = work.0.join("test-merged");
-        let _test = Overlay::mount(&test_lowers, Some((&work.0.join("test-upper"), &work.0.join("test-work"))), &test_merged)?;
-        let tr = RunSpec { args: vec!["/bin/sh".into(), "-c".into(), cmd.clone()], env: vec![], binds: binds.iter().filter(|b| b.destination == "/etc/resolv.conf").cloned().collect() };
-        let out = sandbox::run(&runtime, &work.0.join("test-bundle"), &test_merged, &format!("freshen-test-{}", std::process::id()), &tr)?;
-        if !out.success {
-            return Err(Error::Invalid(format!("--test `{cmd}` failed in the patched image (exit {:?}): {}", out.code, out.tail(6))));
-        }
-    }
-    timings.push(("verify", t.elapsed()));
-
-    // The layer.
-    let t = Instant::now();
-    let upgraded: Vec<Upgraded> = scan
-        .updates
-        .iter()
-        .enumerate()
-        .filter(|(_, u)| installed_after.get(u.package.as_str()).is_some_and(|v| *v != u.installed.to_string()))
-        .map(|(i, u)| Upgraded {
-            package: u.package.clone(),
-            from: u.installed.to_string(),
-            to: installed_after.get(u.package.as_str()).cloned().unwrap_or_default(),
-            source_package: u.candidate.source.clone(),
-            security: u.security,
-            cves: scan.fixes.get(i).map(|f| f.cves.clone()).unwrap_or_default(),
-        })
-        .collect();
     let clamp = opts.source_date_epoch.unwrap_or_else(|| {
         let newest = todo.iter().filter_map(|(i, _)| scan.fixes.get(*i).and_then(|f| f.newest)).max();
         let release = scan.offers.archives.iter().filter_map(|a| a.release.date).max();
         newest.or(release).map(|d| d.timestamp().max(0) as u64).unwrap_or(0)
     });
-    let lower_view = work.0.join("lower");
-    let lower_mount = Overlay::mount(&lowers, None, &lower_view)?;
-    let packages: Vec<(String, String)> = upgraded.iter().map(|u| (u.package.clone(), u.to.clone())).collect();
+    let docker = image.manifest_raw.as_deref().map(|m| String::from_utf8_lossy(m).contains("application/vnd.docker.distribution.manifest.v2")).unwrap_or(true);
     let created_by = format!(
         "freshen patch: {}",
-        upgraded.iter().map(|u| format!("{} {} -> {}", u.package, u.from, u.to)).collect::<Vec<_>>().join(", ")
+        todo.iter().map(|(_, u)| format!("{} {} -> {}", u.package, u.installed, u.candidate.version)).collect::<Vec<_>>().join(", ")
     );
-    let docker = image.manifest_raw.as_deref().map(|m| String::from_utf8_lossy(m).contains("application/vnd.docker.distribution.manifest.v2")).unwrap_or(true);
-    let layer_opts = LayerOptions { clamp_mtime: clamp, compression: opts.compression, docker_media_types: docker, exclude, created_by: created_by.clone() };
-    let blobs = work.0.join("blobs");
-    let (layer, stats) = write_patch_layer(&upper, &lower_view, &blobs, &layer_opts)?;
-    drop(lower_mount);
+    let work = WorkDir::create(&opts.cache.join("work"))?;
+    let ctx = RunCtx { source, fetcher, opts, view: &view, todo: &todo, clamp, docker, created_by: created_by.clone(), work: &work };
+
+    // Reuse a recorded patch of the same OS layers with the same updates, or
+    // run apt on the OS layers; fall back to the whole image when the layers
+    // above touch what the patch changes.
+    let t = Instant::now();
+    let os_k = os_layers(&view, n_base);
+    let ids: Vec<String> = todo.iter().map(|(_, u)| format!("{}:{}={}", u.package, u.arch, u.candidate.version)).collect();
+    let options = format!("all={} compression={:?} clamp={clamp} docker={docker}", opts.all, opts.compression);
+    let record_key = reuse::key(&base_layers[..os_k], &ids, &options);
+    let mut built = None;
+    let mut reused = false;
+    if let (Some(k), None) = (&record_key, &opts.test) {
+        if let Some((rec, blob)) = reuse::find(&opts.cache, k) {
+            if reuse::conflict(source, &base_layers[os_k..], &rec.stats.paths)?.is_none() {
+                let digest = freshen_image::Digest::parse(&rec.digest).map_err(Error::Invalid)?;
+                let diff_id = freshen_image::Digest::parse(&rec.diff_id).map_err(Error::Invalid)?;
+                let layer = LayerBlob { digest, diff_id, size: rec.size, media_type: rec.media_type.clone(), created_by: rec.created_by.clone() };
+                built = Some(Built { layer, layer_path: blob, stats: rec.stats.clone(), installed_after: rec.packages.clone() });
+                reused = true;
+                timings.push(("reuse", t.elapsed()));
+            }
+        }
+    }
+    let built = match built {
+        Some(b) => b,
+        None => {
+            let b = run_sandbox(&ctx, &base_layers[..os_k], &base_layers, &mut timings)?;
+            match reuse::conflict(source, &base_layers[os_k..], &b.stats.paths)? {
+                None => {
+                    if let Some(k) = &record_key {
+                        let pk: Vec<(String, String)> = b.installed_after.iter().filter(|(n, _)| todo.iter().any(|(_, u)| &u.package == n)).cloned().collect();
+                        reuse::store(&opts.cache, k, &b.layer, &b.layer_path, &b.stats, &pk)?;
+                    }
+                    b
+                }
+                // The layers above change what the patch changes: apt must see them.
+                Some(_) => run_sandbox(&ctx, &base_layers, &base_layers, &mut timings)?,
+            }
+        }
+    };
+    let after: std::collections::HashMap<&str, &str> = built.installed_after.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let upgraded: Vec<Upgraded> = scan
+        .updates
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| after.get(u.package.as_str()).is_some_and(|v| *v != u.installed.to_string()))
+        .map(|(i, u)| Upgraded {
+            package: u.package.clone(),
+            from: u.installed.to_string(),
+            to: after.get(u.package.as_str()).map(|v| v.to_string()).unwrap_or_default(),
+            source_package: u.candidate.source.clone(),
+            security: u.security,
+            cves: scan.fixes.get(i).map(|f| f.cves.clone()).unwrap_or_default(),
+        })
+        .collect();
+    let packages: Vec<(String, String)> = upgraded.iter().map(|u| (u.package.clone(), u.to.clone())).collect();
     let created = DateTime::<Utc>::from_timestamp(clamp as i64, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let rec = PatchRecord {
-        diff_id: layer.diff_id.to_string(),
+        diff_id: built.layer.diff_id.to_string(),
         base_layers: n_base,
         original_manifest: original_manifest_digest(image, n_base),
         created,
-        created_by,
+        created_by: built.layer.created_by.clone(),
         packages: &packages,
     };
     let new_config = patch_config(&base_config, &rec)?;
@@ -304,21 +387,20 @@ pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -
         Some(m) => serde_json::from_slice(m).map_err(|e| Error::Invalid(format!("manifest: {e}")))?,
         None => synth_manifest(&base_layers),
     };
-    let (manifest, media) = patch_manifest(&manifest_value, n_base, &config_bytes, &layer)?;
+    let (manifest, media) = patch_manifest(&manifest_value, n_base, &config_bytes, &built.layer)?;
     let manifest = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
-    timings.push(("layer", t.elapsed()));
-    let layer_path = blobs.join(layer.digest.hex());
     Ok(Outcome::Patched(Box::new(Patched {
         upgraded,
         held_back,
-        layer,
-        layer_path,
-        stats,
+        layer: built.layer,
+        layer_path: built.layer_path,
+        stats: built.stats,
         base_layers,
         config: config_bytes,
         manifest,
         manifest_media_type: media,
         timings,
+        reused,
         work,
     })))
 }

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Patch benchmark: freshen patch against the daily-rebuild method (Debian's
+# Docker Engine: `FROM stale` + `RUN apt-get update && apt-get -y upgrade`)
+# on the same stale bookworm image, in one run. Prints wall times, the new
+# layer's uncompressed and compressed bytes for both, and the lower bound
+# (bytes of files whose content really changed). Then a fleet: 10 images
+# sharing the stale base, each with its own small app layer.
+#
+# usage: bench/patch.sh        (root; env FRESHEN_BENCH_DIR, default /var/tmp/freshen-bench)
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${FRESHEN_BENCH_DIR:-/var/tmp/freshen-bench}
+log() { echo "patch-bench: $*" >&2; }
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
+
+(cd "$REPO" && cargo build --release -j2 >&2)
+FRESHEN="$REPO/target/release/freshen"
+[[ -e "$OUT/oci/index.json" ]] || "$REPO/bench/stale-image.sh" "$OUT"
+for t in docker dockerd skopeo umoci runc; do command -v $t >/dev/null || { log "installing $t"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io skopeo umoci runc >&2; break; }; done
+
+W=$(mktemp -d /var/tmp/freshen-patch-bench.XXXXXX)
+cleanup() {
+  [[ -f "$W/docker.pid" ]] && kill "$(cat "$W/docker.pid")" 2>/dev/null && sleep 2
+  grep -o " $W/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+HOST="unix://$W/docker.sock"
+dockerd --host "$HOST" --data-root "$W/docker" --exec-root "$W/exec" --pidfile "$W/docker.pid" \
+  --storage-driver=overlay2 --iptables=false --ip6tables=false --bridge=none > "$W/dockerd.log" 2>&1 &
+for _ in $(seq 100); do docker --host "$HOST" version >/dev/null 2>&1 && break; sleep 0.2; done
+D() { docker --host "$HOST" "$@"; }
+skopeo copy -q "oci:$OUT/oci:stale" "docker-archive:$W/stale.tar:stale:latest" >&2
+D load -q -i "$W/stale.tar" >&2
+mkdir -p "$W/ctx"
+printf 'FROM stale:latest\nRUN apt-get update && apt-get -y upgrade\n' > "$W/ctx/Dockerfile"
+
+docker_run() { # $1 tag
+  local t0; t0=$(now)
+  D build -q --no-cache --network host -t "$1" "$W/ctx" >&2
+  since "$t0"
+}
+log "docker build (apt-get update && apt-get -y upgrade)"
+DOCKER_S=$(docker_run up:1)
+DOCKER_S2=$(docker_run up:2)
+DOCKER_UNCOMP=$(D image inspect up:1 --format '{{json .RootFS.Layers}}' >/dev/null; D history --no-trunc --format '{{.Size}}' up:1 | head -1)
+D save -o "$W/up.tar" up:1
+mkdir -p "$W/up" && tar -xf "$W/up.tar" -C "$W/up"
+TOP=$(python3 -c "import json,sys; m=json.load(open(sys.argv[1]))[0]; print(m['Layers'][-1])" "$W/up/manifest.json")
+DOCKER_RAW=$(stat -c %s "$W/up/$TOP")
+DOCKER_GZ=$(gzip -6 -c "$W/up/$TOP" | wc -c)
+
+log "freshen patch --all, cold caches"
+export FRESHEN_CACHE="$W/fcache"
+t0=$(now); "$FRESHEN" patch "oci:$OUT/oci:stale" -o "oci:$W/foci:patched" --all --report "$W/cold.json" >&2; FRESHEN_COLD=$(since "$t0")
+log "freshen patch --all, warm caches"
+t0=$(now); "$FRESHEN" patch "oci:$OUT/oci:stale" -o "oci:$W/foci:patched2" --all --report "$W/warm.json" >&2; FRESHEN_WARM=$(since "$t0")
+read -r F_RAW F_GZ < <(python3 -c "import json,sys; l=json.load(open(sys.argv[1]))['layer']; print(l['uncompressed_bytes'], l['compressed_bytes'])" "$W/warm.json")
+
+log "lower bound: files whose content changed"
+umoci unpack --image "$W/foci:patched" "$W/bundle" >/dev/null 2>&1
+read -r LOWER LOWER_FILES < <(python3 "$REPO/bench/changed-bytes.py" "$OUT/rootfs" "$W/bundle/rootfs")
+
+log "fleet: 10 images sharing the stale base, each with a small app layer"
+for i in $(seq 1 10); do
+  mkdir -p "$W/app$i/app"; head -c 200000 /dev/urandom > "$W/app$i/app/app.bin"; echo "app $i" > "$W/app$i/app/name"
+done
+python3 - "$OUT/oci" "$W" <<'PY'
+import json, os, shutil, subprocess, sys
+src, w = sys.argv[1], sys.argv[2]
+# Each app image: the stale base layer plus a gzip layer of app$i, in its own layout.
+idx = json.load(open(f"{src}/index.json"))
+man = json.load(open(f"{src}/blobs/sha256/{idx['manifests'][0]['digest'][7:]}"))
+cfg = json.load(open(f"{src}/blobs/sha256/{man['config']['digest'][7:]}"))
+import hashlib, gzip, io, tarfile
+for i in range(1, 11):
+    lay = f"{w}/fleet{i}"
+    os.makedirs(f"{lay}/blobs/sha256", exist_ok=True)
+    for d in [man['config']['digest'], man['layers'][0]['digest']]:
+        p = f"{src}/blobs/sha256/{d[7:]}"
+        os.link(p, f"{lay}/blobs/sha256/{d[7:]}") if not os.path.exists(f"{lay}/blobs/sha256/{d[7:]}") else None
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
+        t.add(f"{w}/app{i}/app", arcname="app")
+    rawb = raw.getvalue()
+    gz = gzip.compress(rawb, mtime=0)
+    ld = hashlib.sha256(gz).hexdigest()
+    open(f"{lay}/blobs/sha256/{ld}", "wb").write(gz)
+    c = json.loads(json.dumps(cfg))
+    c["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(rawb).hexdigest())
+    c.setdefault("history", []).append({"created_by": f"COPY app{i} /app"})
+    cb = json.dumps(c).encode(); cd = hashlib.sha256(cb).hexdigest()
+    open(f"{lay}/blobs/sha256/{cd}", "wb").write(cb)
+    m = json.loads(json.dumps(man))
+    m["config"] = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + cd, "size": len(cb)}
+    m["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + ld, "size": len(gz)})
+    mb = json.dumps(m).encode(); md = hashlib.sha256(mb).hexdigest()
+    open(f"{lay}/blobs/sha256/{md}", "wb").write(mb)
+    json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + md, "size": len(mb), "annotations": {"org.opencontainers.image.ref.name": "app"}}]}, open(f"{lay}/index.json", "w"))
+    open(f"{lay}/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+PY
+t0=$(now); "$FRESHEN" patch "oci:$W/fleet1:app" -o "oci:$W/fleet1:patched" >&2; ONE=$(since "$t0")
+t0=$(now)
+for i in $(seq 1 10); do "$FRESHEN" patch "oci:$W/fleet$i:app" -o "oci:$W/fleet$i:patched" >/dev/null; done
+TEN=$(since "$t0")
+
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$1" "$2"; }
+mb() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1e6:.1f} MB')" "$1"; }
+cat <<EOT
+| on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F) | freshen patch --all | docker build + apt-get upgrade | ratio |
+|---|---|---|---|
+| wall time, cold caches | ${FRESHEN_COLD} s | ${DOCKER_S} s | $(ratio "$FRESHEN_COLD" "$DOCKER_S") |
+| wall time, warm caches | ${FRESHEN_WARM} s | ${DOCKER_S2} s | $(ratio "$FRESHEN_WARM" "$DOCKER_S2") |
+| new layer, uncompressed | $(mb "$F_RAW") | $(mb "$DOCKER_RAW") (docker history: ${DOCKER_UNCOMP}) | $(ratio "$F_RAW" "$DOCKER_RAW") |
+| new layer, gzip | $(mb "$F_GZ") | $(mb "$DOCKER_GZ") | $(ratio "$F_GZ" "$DOCKER_GZ") |
+| lower bound: changed file content | $(mb "$LOWER") in $LOWER_FILES files | | freshen/lower bound $(ratio "$F_RAW" "$LOWER") |
+| fleet: 1 image / 10 images sharing the base | ${ONE} s / ${TEN} s | | $(ratio "$TEN" "$ONE")x |
+EOT
