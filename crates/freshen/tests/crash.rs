@@ -51,7 +51,9 @@ fn sigkill_at_any_phase_then_a_normal_run_succeeds() {
     kill_when(&args, &cache, "running apt", &|| {
         any_entry(&work_dirs, &|w| std::fs::metadata(w.join("bundle/output.log")).map(|m| m.len() > 0).unwrap_or(false))
     });
-    kill_when(&args, &cache, "writing the layer", &|| any_entry(&work_dirs, &|w| any_entry(&w.join("blobs"), &|_| true)));
+    kill_when(&args, &cache, "writing the layer", &|| {
+        any_entry(&work_dirs, &|w| any_entry(w, &|run| run.file_name().unwrap().to_string_lossy().starts_with("run-") && any_entry(&run.join("blobs"), &|_| true)))
+    });
 
     // The source is untouched and nothing was written under the output name.
     assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), index_before);
