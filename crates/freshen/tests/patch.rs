@@ -72,8 +72,9 @@ fn patch_stale_image_then_repatch() {
     let (code, after) = scan_json(&format!("oci:{}:patched", layout.display()), &["--only", "security"], &cache);
     assert_eq!(code, 0, "{after}");
 
-    // Re-patch: starts again from the original layers; same archive, same digest.
-    let out2 = freshen(&["patch", &format!("oci:{}:patched", layout.display()), "-o", &format!("oci:{}:repatched", layout.display())], &cache);
+    // Re-patch: starts again from the original layers; same archive, same
+    // digest. A fresh cache makes apt really run again (no recorded patch).
+    let out2 = freshen(&["patch", &format!("oci:{}:patched", layout.display()), "-o", &format!("oci:{}:repatched", layout.display())], &work.join("cache2"));
     assert_eq!(out2.status.code(), Some(0), "{}", String::from_utf8_lossy(&out2.stderr));
     assert_eq!(layers_of(&layout, "repatched").len(), 2, "one patch layer, not a stack");
     let digest = |tag: &str| {
