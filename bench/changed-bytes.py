@@ -15,6 +15,7 @@ def digest(p):
 
 def main(before, after):
     total = files = 0
+    seen = set()
     for root, dirs, names in os.walk(after):
         for n in names:
             p = os.path.join(root, n)
@@ -25,7 +26,11 @@ def main(before, after):
             if os.path.isfile(q) and not os.path.islink(q):
                 if os.path.getsize(q) == os.path.getsize(p) and digest(q) == digest(p):
                     continue
-            total += os.path.getsize(p)
+            st = os.stat(p)
+            if (st.st_dev, st.st_ino) in seen:
+                continue  # a hardlink: the layer stores its content once
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
             files += 1
     print(f"{total} {files}")
 

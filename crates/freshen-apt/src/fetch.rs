@@ -96,6 +96,15 @@ impl Fetcher {
         req.call().map_err(|e| Error::Unreachable { url: url.to_string(), message: e.to_string() })
     }
 
+    /// The cached body of a document fetched with [`Fetcher::get_revalidated`],
+    /// with its `Last-Modified`, if any.
+    pub fn cached(&self, url: &str) -> Option<(PathBuf, Option<String>)> {
+        let key = sha256_hex(url.as_bytes());
+        let body = self.cache.join("http").join(&key);
+        let meta: Meta = fs::read(self.cache.join("http").join(format!("{key}.meta"))).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        body.is_file().then_some((body, meta.last_modified))
+    }
+
     /// Fetches a small document (Release, InRelease, Release.gpg),
     /// revalidating a cached copy. `None` when the server says 404.
     pub fn get_revalidated(&self, url: &str) -> Result<Option<Vec<u8>>> {

@@ -14,4 +14,4 @@ pub mod sandbox;
 pub mod unpack;
 
 pub use error::{Error, Result};
-pub use patch::{patch, Outcome, PatchOptions, Patched, Upgraded, WorkDir};
+pub use patch::{patch, Outcome, PatchOptions, Patched, Upgraded, View, WorkDir};

@@ -92,7 +92,8 @@ impl Drop for WorkDir {
     }
 }
 
-struct View(RootFiles);
+/// An image's sparse file view as the apt engine reads it.
+pub struct View(pub RootFiles);
 
 impl RootView for View {
     fn read(&self, path: &str) -> Option<&[u8]> {
@@ -140,6 +141,48 @@ fn archive_name(u: &Update) -> String {
     format!("{}_{}_{}.deb", u.package, u.candidate.version.to_string().replace(':', "%3a"), u.candidate.arch)
 }
 
+/// apt's name for a URI in `/var/lib/apt/lists` (`URItoFileName`).
+fn apt_list_name(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    // apt escapes these; such URIs are simply not seeded.
+    if rest.contains(|c: char| "\\|{}[]<>\"^~_=!@#$%&*".contains(c)) {
+        return None;
+    }
+    Some(rest.replace('/', "_"))
+}
+
+/// Puts the InRelease files and `Packages` indexes freshen has already
+/// verified into apt's lists directory, so `apt-get update` in the sandbox
+/// revalidates them (If-Modified-Since) instead of downloading them again.
+/// apt verifies them itself; nothing apt already has is replaced.
+fn seed_apt_lists(fetcher: &Fetcher, offers: &freshen_apt::archive::Offers, archs: &[String], lists: &Path) {
+    for a in &offers.archives {
+        let dist = a.source.dist_url();
+        let inrelease = format!("{dist}/InRelease");
+        if let (Some((body, last_modified)), Some(name)) = (fetcher.cached(&inrelease), apt_list_name(&inrelease)) {
+            let dest = lists.join(name);
+            if !dest.exists() && std::fs::copy(&body, &dest).is_ok() {
+                if let Some(t) = last_modified.as_deref().and_then(freshen_apt::release::parse_date) {
+                    let when = std::time::UNIX_EPOCH + Duration::from_secs(t.timestamp().max(0) as u64);
+                    let _ = std::fs::File::options().write(true).open(&dest).and_then(|f| f.set_modified(when));
+                }
+            }
+        }
+        for arch in archs {
+            let Ok(Some(index)) = freshen_apt::packages::fetch_index(fetcher, &a.source, &a.release, &a.component, arch) else { continue };
+            let url = if a.source.is_flat() { format!("{dist}/Packages") } else { format!("{dist}/{}/binary-{arch}/Packages", a.component) };
+            if let Some(name) = apt_list_name(&url) {
+                let dest = lists.join(name);
+                if !dest.exists() {
+                    // apt replaces list files by renaming, never in place.
+                    let _ = std::fs::hard_link(&index, &dest).or_else(|_| std::fs::copy(&index, &dest).map(|_| ()));
+                }
+            }
+        }
+    }
+}
+
 const POLICY_RC_D: &str = "#!/bin/sh\n# freshen: no services start while packages are patched\nexit 101\n";
 
 /// The layer a sandbox run produced.
@@ -162,6 +205,9 @@ struct RunCtx<'a> {
     docker: bool,
     created_by: String,
     work: &'a WorkDir,
+    offers: &'a freshen_apt::archive::Offers,
+    system_arch: String,
+    foreign_archs: Vec<String>,
 }
 
 /// Runs apt over `layers` in the sandbox and writes the patch layer.
@@ -188,6 +234,9 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
             let _ = std::fs::hard_link(&deb, &dest).or_else(|_| std::fs::copy(&deb, &dest).map(|_| ()));
         }
     }
+    let mut archs = vec![ctx.system_arch.clone()];
+    archs.extend(ctx.foreign_archs.iter().cloned());
+    seed_apt_lists(ctx.fetcher, ctx.offers, &archs, &lists);
     let run_dir = ctx.work.0.join(format!("run-{}", layers.len()));
     let policy = ctx.work.0.join("policy-rc.d");
     std::fs::write(&policy, POLICY_RC_D).map_err(io_err(&policy))?;
@@ -216,7 +265,7 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
         format!("apt-get {apt_opts} install --only-upgrade {}", pkgs.join(" "))
     };
     let script = format!(
-        "set -e\napt-get {apt_opts} update\n{action}\nout=$(dpkg --audit)\nif [ -n \"$out\" ]; then echo \"dpkg --audit: $out\"; exit 1; fi\napt-get -q check\n"
+        "set -e\nstep() {{ echo \"freshen-step $1 $(cat /proc/uptime)\"; }}\nstep update\napt-get {apt_opts} update\nstep install\n{action}\nstep check\nout=$(dpkg --audit)\nif [ -n \"$out\" ]; then echo \"dpkg --audit: $out\"; exit 1; fi\napt-get -q check\nstep done\n"
     );
     let mut binds = vec![
         Bind { source: lists.clone(), destination: "/var/lib/apt/lists".into(), read_only: false },
@@ -234,6 +283,11 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
     let out = sandbox::run(&runtime, &ctx.work.0.join("bundle"), &merged, &format!("freshen-{}", std::process::id()), &run)?;
     if !out.success {
         return Err(Error::Invalid(format!("apt failed in the sandbox (exit {:?}): {}", out.code, out.tail(6))));
+    }
+    if std::env::var_os("FRESHEN_TIMING").is_some() {
+        for l in out.output.lines().filter(|l| l.starts_with("freshen-step ")) {
+            eprintln!("timing: {l}");
+        }
     }
     timings.push(("apt", t.elapsed()));
 
@@ -315,7 +369,20 @@ pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -
         todo.iter().map(|(_, u)| format!("{} {} -> {}", u.package, u.installed, u.candidate.version)).collect::<Vec<_>>().join(", ")
     );
     let work = WorkDir::create(&opts.cache.join("work"))?;
-    let ctx = RunCtx { source, fetcher, opts, view: &view, todo: &todo, clamp, docker, created_by: created_by.clone(), work: &work };
+    let ctx = RunCtx {
+        source,
+        fetcher,
+        opts,
+        view: &view,
+        todo: &todo,
+        clamp,
+        docker,
+        created_by: created_by.clone(),
+        work: &work,
+        offers: &scan.offers,
+        system_arch: scan.system.native_arch.clone(),
+        foreign_archs: scan.system.foreign_archs.clone(),
+    };
 
     // Reuse a recorded patch of the same OS layers with the same updates, or
     // run apt on the OS layers; fall back to the whole image when the layers

@@ -11,7 +11,6 @@
 //! When it does not hold, apt runs on the whole image.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use freshen_image::{ImageSource, Layer, LayerBlob};
@@ -123,7 +122,6 @@ fn layer_entries(source: &dyn ImageSource, layer: &Layer) -> Result<Vec<(String,
         }
     }
     std::io::copy(&mut stream, &mut std::io::sink()).map_err(lerr)?;
-    let _ = stream.read(&mut [0u8; 1]);
     Ok(out)
 }
 

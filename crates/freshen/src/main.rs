@@ -2,7 +2,6 @@
 
 mod commands;
 mod output;
-mod view;
 
 use std::process::ExitCode;
 

@@ -7,7 +7,7 @@ use freshen_apt::{Fetcher, HostInfo, ScanOptions};
 use freshen_image::{ImageRef, Interest, Platform};
 
 use crate::output::{self, Format, Report};
-use crate::view::View;
+use freshen_patch::View;
 
 #[derive(clap::Args)]
 pub struct Args {
