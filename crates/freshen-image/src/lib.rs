@@ -23,7 +23,7 @@ mod source;
 mod store;
 mod write;
 
-pub use digest::{hex_encode, Digest, VerifyingReader};
+pub use digest::{hex_encode, Digest, HashingWriter, VerifyingReader};
 pub use error::{Error, Result};
 pub use files::{decompress, read_dir_files, read_image_files, read_layers_files, FileVersion, Interest, Node, NodeKind, RootFiles};
 pub use platform::Platform;

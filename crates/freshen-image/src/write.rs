@@ -7,9 +7,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
-
-use crate::digest::Digest;
+use crate::digest::{Digest, HashingWriter};
 use crate::error::{io_err, Error, Result};
 
 /// A layer blob written into a layout's `blobs/sha256`.
@@ -21,24 +19,6 @@ pub struct LayerBlob {
     pub media_type: String,
     /// What made it, for the config's history.
     pub created_by: String,
-}
-
-struct HashWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<W: Write> Write for HashWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 fn tmp_name(dir: &Path, what: &str) -> PathBuf {
@@ -53,19 +33,18 @@ pub fn write_layer_from_dir(root: &Path, layout: &Path, clamp_mtime: Option<u64>
     fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
     let tmp = tmp_name(&blobs, "layer");
     let out = File::create(&tmp).map_err(io_err(&tmp))?;
-    let outer = HashWriter { inner: BufWriter::new(out), hasher: Sha256::new(), count: 0 };
+    let outer = HashingWriter::new(BufWriter::new(out));
     let gz = flate2::write::GzEncoder::new(outer, flate2::Compression::default());
-    let inner = HashWriter { inner: gz, hasher: Sha256::new(), count: 0 };
+    let inner = HashingWriter::new(gz);
     let mut builder = tar::Builder::new(inner);
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
     let res = append_tree(&mut builder, root, "", clamp_mtime, &mut links);
     let finish = || -> io::Result<(Digest, Digest, u64)> {
-        let inner = builder.into_inner()?;
-        let diff_id = Digest::from_hasher(inner.hasher);
-        let mut outer = inner.inner.finish()?;
-        outer.flush()?;
-        outer.inner.get_ref().sync_all()?;
-        Ok((Digest::from_hasher(outer.hasher), diff_id, outer.count))
+        let (gz, diff_id, _) = builder.into_inner()?.finish();
+        let (mut file, digest, size) = gz.finish()?.finish();
+        file.flush()?;
+        file.get_ref().sync_all()?;
+        Ok((digest, diff_id, size))
     };
     let result = res.map_err(io_err(root)).and_then(|_| finish().map_err(io_err(&tmp)));
     let (digest, diff_id, size) = match result {

@@ -9,8 +9,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use freshen_image::{Digest, LayerBlob};
-use sha2::{Digest as _, Sha256};
+use freshen_image::{Digest, HashingWriter, LayerBlob};
 
 use crate::error::{io_err, Error, Result};
 
@@ -221,22 +220,32 @@ impl Planner<'_> {
     }
 }
 
-struct HashWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
+/// A compressing writer that must be finished to flush its end.
+trait Encoder<W>: Write {
+    fn finish_stream(self) -> io::Result<W>;
 }
 
-impl<W: Write> Write for HashWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
+impl<W: Write> Encoder<W> for ParallelGz<W> {
+    fn finish_stream(self) -> io::Result<W> {
+        self.finish()
     }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+}
+
+impl<W: Write> Encoder<W> for zstd::stream::write::Encoder<'static, W> {
+    fn finish_stream(self) -> io::Result<W> {
+        self.finish()
     }
+}
+
+/// Writes the planned entries as a tar through `enc`; returns (blob digest,
+/// diff id, compressed size, uncompressed size).
+fn write_tar<W: Write, E: Encoder<HashingWriter<W>>>(enc: E, items: &[Item], clamp: u64, stats: &mut LayerStats) -> io::Result<(Digest, Digest, u64, u64)> {
+    let mut b = tar::Builder::new(HashingWriter::new(enc));
+    write_items(&mut b, items, clamp, stats)?;
+    let (enc, diff_id, raw) = b.into_inner()?.finish();
+    let (mut out, digest, size) = enc.finish_stream()?.finish();
+    out.flush()?;
+    Ok((digest, diff_id, size, raw))
 }
 
 /// Multi-threaded gzip: the input is cut into fixed 1 MiB chunks, each
@@ -400,31 +409,11 @@ pub fn write_patch_layer(upper: &Path, lower: &Path, blobs: &Path, opts: &LayerO
     fs::create_dir_all(blobs).map_err(io_err(blobs))?;
     let tmp = blobs.join(format!(".tmp-layer-{}", std::process::id()));
     let out = File::create(&tmp).map_err(io_err(&tmp))?;
-    let outer = HashWriter { inner: BufWriter::new(out), hasher: Sha256::new(), count: 0 };
-    let result = (|| -> io::Result<(Digest, Digest, u64, u64)> {
-        match opts.compression {
-            Compression::Gzip => {
-                let gz = ParallelGz::new(outer);
-                let inner = HashWriter { inner: gz, hasher: Sha256::new(), count: 0 };
-                let mut b = tar::Builder::new(inner);
-                write_items(&mut b, &items, opts.clamp_mtime, &mut stats)?;
-                let inner = b.into_inner()?;
-                let mut outer = inner.inner.finish()?;
-                outer.flush()?;
-                Ok((Digest::from_sha256(outer.hasher), Digest::from_sha256(inner.hasher), outer.count, inner.count))
-            }
-            Compression::Zstd => {
-                let z = zstd::stream::write::Encoder::new(outer, 3)?;
-                let inner = HashWriter { inner: z, hasher: Sha256::new(), count: 0 };
-                let mut b = tar::Builder::new(inner);
-                write_items(&mut b, &items, opts.clamp_mtime, &mut stats)?;
-                let inner = b.into_inner()?;
-                let mut outer = inner.inner.finish()?;
-                outer.flush()?;
-                Ok((Digest::from_sha256(outer.hasher), Digest::from_sha256(inner.hasher), outer.count, inner.count))
-            }
-        }
-    })();
+    let outer = HashingWriter::new(BufWriter::new(out));
+    let result = match opts.compression {
+        Compression::Gzip => write_tar(ParallelGz::new(outer), &items, opts.clamp_mtime, &mut stats),
+        Compression::Zstd => zstd::stream::write::Encoder::new(outer, 3).and_then(|z| write_tar(z, &items, opts.clamp_mtime, &mut stats)),
+    };
     let (digest, diff_id, size, raw) = match result {
         Ok(v) => v,
         Err(e) => {

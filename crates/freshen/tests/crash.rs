@@ -36,14 +36,11 @@ fn kill_when(args: &[&str], cache: &Path, what: &str, cond: &dyn Fn() -> bool) {
 
 #[test]
 fn sigkill_at_any_phase_then_a_normal_run_succeeds() {
-    let rootfs = stale_rootfs();
-    let work = tempdir();
-    let _cleanup = Cleanup(vec![work.clone()]);
-    let layout = work.join("oci");
-    let image = pack(&[(&rootfs, "base")], &layout, "stale");
+    let stale = StaleImage::new("base");
+    let (layout, image) = (stale.layout.clone(), stale.image.clone());
+    let cache = stale.cache.clone();
     let index_before = std::fs::read(layout.join("index.json")).unwrap();
     let out = format!("oci:{}:patched", layout.display());
-    let cache = work.join("cache");
     let args = ["patch", image.as_str(), "-o", out.as_str()];
     let work_dirs = cache.join("work");
 

@@ -10,12 +10,9 @@ use common::*;
 
 #[test]
 fn docker_loads_and_runs_patched_images() {
-    let rootfs = stale_rootfs();
-    let work = tempdir();
-    let _cleanup = Cleanup(vec![work.clone()]);
-    let layout = work.join("oci");
-    let image = pack(&[(&rootfs, "mmdebstrap --variant=minbase bookworm")], &layout, "stale");
-    let cache = work.join("cache");
+    let stale = StaleImage::new("mmdebstrap --variant=minbase bookworm");
+    let (work, image) = (stale.work.clone(), stale.image.clone());
+    let cache = stale.cache.clone();
     let d = Dockerd::start();
 
     // The stale base into the engine (skopeo as an independent converter).

@@ -20,12 +20,9 @@ fn layers_of(layout: &std::path::Path, tag: &str) -> Vec<Value> {
 
 #[test]
 fn patch_stale_image_then_repatch() {
-    let rootfs = stale_rootfs();
-    let work = tempdir();
-    let _cleanup = Cleanup(vec![work.clone()]);
-    let layout = work.join("oci");
-    let image = pack(&[(&rootfs, "mmdebstrap --variant=minbase bookworm")], &layout, "stale");
-    let cache = work.join("cache");
+    let stale = StaleImage::new("mmdebstrap --variant=minbase bookworm");
+    let (work, layout, image) = (stale.work.clone(), stale.layout.clone(), stale.image.clone());
+    let cache = stale.cache.clone();
     let (_, before) = scan_json(&image, &["--only", "security"], &cache);
     let pending: Vec<String> = updates(&before).into_iter().map(|u| u.0).collect();
     assert!(!pending.is_empty());

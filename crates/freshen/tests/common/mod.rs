@@ -340,3 +340,24 @@ impl Drop for Dockerd {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The stale bookworm image packed into a fresh work directory (removed on
+/// drop), with a cache directory of its own.
+pub struct StaleImage {
+    pub work: PathBuf,
+    pub layout: PathBuf,
+    /// `oci:LAYOUT:stale`
+    pub image: String,
+    pub cache: PathBuf,
+    _cleanup: Cleanup,
+}
+
+impl StaleImage {
+    pub fn new(created_by: &str) -> StaleImage {
+        let rootfs = stale_rootfs();
+        let work = tempdir();
+        let layout = work.join("oci");
+        let image = pack(&[(&rootfs, created_by)], &layout, "stale");
+        StaleImage { cache: work.join("cache"), layout, image, _cleanup: Cleanup(vec![work.clone()]), work }
+    }
+}
