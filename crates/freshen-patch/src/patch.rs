@@ -238,6 +238,7 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
     archs.extend(ctx.foreign_archs.iter().cloned());
     seed_apt_lists(ctx.fetcher, ctx.offers, &archs, &lists);
     let run_dir = ctx.work.0.join(format!("run-{}", layers.len()));
+    sandbox::mount_scratch(&run_dir)?;
     let policy = ctx.work.0.join("policy-rc.d");
     std::fs::write(&policy, POLICY_RC_D).map_err(io_err(&policy))?;
     use std::os::unix::fs::PermissionsExt;

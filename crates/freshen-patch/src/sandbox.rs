@@ -66,6 +66,27 @@ impl Drop for Overlay {
     }
 }
 
+/// Makes `dir` a tmpfs when the machine has memory to spare (half of what
+/// is available, when that is at least 1 GiB): the overlay's upper and work
+/// directories live there, so dpkg's many small writes do not wait for the
+/// disk. Otherwise `dir` stays on disk. Unmounted by the work directory's
+/// cleanup.
+pub fn mount_scratch(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let available_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0);
+    let size_kb = available_kb / 2;
+    if size_kb < (1 << 20) {
+        return Ok(());
+    }
+    let data = std::ffi::CString::new(format!("size={size_kb}k,mode=0700")).map_err(|_| Error::Invalid("tmpfs options".into()))?;
+    // Falls back to the disk if tmpfs cannot be mounted.
+    let _ = rustix::mount::mount("tmpfs", dir, "tmpfs", rustix::mount::MountFlags::empty(), Some(data.as_c_str()));
+    Ok(())
+}
+
 /// A bind mount into the sandbox.
 #[derive(Clone, Debug)]
 pub struct Bind {
