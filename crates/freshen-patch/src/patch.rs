@@ -283,7 +283,7 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
     };
     let out = sandbox::run(&runtime, &ctx.work.0.join("bundle"), &merged, &format!("freshen-{}", std::process::id()), &run)?;
     if !out.success {
-        return Err(Error::Invalid(format!("apt failed in the sandbox (exit {:?}): {}", out.code, out.tail(6))));
+        return Err(Error::Invalid(format!("apt failed in the sandbox ({}): {}", out.status(), out.tail(6))));
     }
     if std::env::var_os("FRESHEN_TIMING").is_some() {
         for l in out.output.lines().filter(|l| l.starts_with("freshen-step ")) {
@@ -313,7 +313,7 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
         let tr = RunSpec { args: vec!["/bin/sh".into(), "-c".into(), cmd.clone()], env: vec![], binds: binds.iter().filter(|b| b.destination == "/etc/resolv.conf").cloned().collect() };
         let out = sandbox::run(&runtime, &ctx.work.0.join("test-bundle"), &test_merged, &format!("freshen-test-{}", std::process::id()), &tr)?;
         if !out.success {
-            return Err(Error::Invalid(format!("--test `{cmd}` failed in the patched image (exit {:?}): {}", out.code, out.tail(6))));
+            return Err(Error::Invalid(format!("--test `{cmd}` failed in the patched image ({}): {}", out.status(), out.tail(6))));
         }
     }
     timings.push(("verify", t.elapsed()));

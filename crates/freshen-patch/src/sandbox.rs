@@ -202,6 +202,11 @@ pub struct RunOutput {
 }
 
 impl RunOutput {
+    /// `exit N`, or `killed by a signal`.
+    pub fn status(&self) -> String {
+        self.code.map_or("killed by a signal".into(), |c| format!("exit {c}"))
+    }
+
     /// The last `n` lines of the combined output, for error messages.
     pub fn tail(&self, n: usize) -> String {
         let lines: Vec<&str> = self.output.lines().filter(|l| !l.trim().is_empty()).collect();
