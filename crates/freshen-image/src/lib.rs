@@ -31,4 +31,4 @@ pub use reference::ImageRef;
 pub use resolve::{open, StoreSource};
 pub use sink::{write_image, NewImage};
 pub use source::{Image, ImageSource, Layer};
-pub use write::{write_layer_from_dir, write_oci_layout, LayerBlob, LayoutImage};
+pub use write::{set_special, write_layer_from_dir, write_oci_layout, LayerBlob, LayoutImage};

@@ -108,21 +108,28 @@ fn append_tree<W: Write>(
             h.set_size(meta.len());
             b.append_data(&mut h, &path, File::open(&full)?)?;
         } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-            h.set_entry_type(if ft.is_char_device() {
-                tar::EntryType::Char
-            } else if ft.is_block_device() {
-                tar::EntryType::Block
-            } else {
-                tar::EntryType::Fifo
-            });
-            let rdev = meta.rdev();
-            h.set_device_major(((rdev >> 8) & 0xfff) as u32 | ((rdev >> 32) & !0xfff) as u32)?;
-            h.set_device_minor(((rdev & 0xff) | ((rdev >> 12) & !0xff)) as u32)?;
+            set_special(&mut h, &meta)?;
             b.append_data(&mut h, &path, io::empty())?;
         }
         // Sockets are not part of an image.
     }
     Ok(())
+}
+
+/// Sets the entry type and device numbers of a header for a character or
+/// block device or a fifo (Linux's encoding of `st_rdev`).
+pub fn set_special(h: &mut tar::Header, meta: &fs::Metadata) -> io::Result<()> {
+    let ft = meta.file_type();
+    h.set_entry_type(if ft.is_char_device() {
+        tar::EntryType::Char
+    } else if ft.is_block_device() {
+        tar::EntryType::Block
+    } else {
+        tar::EntryType::Fifo
+    });
+    let rdev = meta.rdev();
+    h.set_device_major((((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff)) as u32)?;
+    h.set_device_minor(((rdev & 0xff) | ((rdev >> 12) & !0xff)) as u32)
 }
 
 /// An image to put into a layout.

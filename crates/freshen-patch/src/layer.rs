@@ -382,16 +382,7 @@ fn write_items<W: Write>(b: &mut tar::Builder<W>, items: &[Item], clamp: u64, st
                     h.set_size(meta.len());
                     b.append_data(&mut h, rel, File::open(full)?)?;
                 } else {
-                    h.set_entry_type(if ft.is_char_device() {
-                        tar::EntryType::Char
-                    } else if ft.is_block_device() {
-                        tar::EntryType::Block
-                    } else {
-                        tar::EntryType::Fifo
-                    });
-                    let rdev = meta.rdev();
-                    h.set_device_major(rustix::fs::major(rdev))?;
-                    h.set_device_minor(rustix::fs::minor(rdev))?;
+                    freshen_image::set_special(&mut h, meta)?;
                     b.append_data(&mut h, rel, io::empty())?;
                 }
             }
