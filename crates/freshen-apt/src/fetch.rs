@@ -3,10 +3,12 @@
 //! under the SHA256 the signed Release or Packages file gives them, so a
 //! cached copy is never fetched again and never trusted without its hash.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +23,10 @@ pub struct Fetcher {
     agent: ureq::Agent,
     cache: PathBuf,
     requests: AtomicUsize,
+    /// What each revalidated URL said during this fetcher's life: one
+    /// command works from one consistent snapshot of the archives even
+    /// when they publish while it runs.
+    seen: Mutex<HashMap<String, Option<Vec<u8>>>>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -65,7 +71,7 @@ impl Fetcher {
             .user_agent(concat!("freshen/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Fetcher { agent, cache, requests: AtomicUsize::new(0) }
+        Fetcher { agent, cache, requests: AtomicUsize::new(0), seen: Mutex::new(HashMap::new()) }
     }
 
     /// The cache directory.
@@ -96,18 +102,25 @@ impl Fetcher {
         req.call().map_err(|e| Error::Unreachable { url: url.to_string(), message: e.to_string() })
     }
 
-    /// The cached body of a document fetched with [`Fetcher::get_revalidated`],
-    /// with its `Last-Modified`, if any.
-    pub fn cached(&self, url: &str) -> Option<(PathBuf, Option<String>)> {
-        let key = sha256_hex(url.as_bytes());
-        let body = self.cache.join("http").join(&key);
-        let meta: Meta = fs::read(self.cache.join("http").join(format!("{key}.meta"))).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        body.is_file().then_some((body, meta.last_modified))
+    /// The body [`Fetcher::get_revalidated`] returned for `url` earlier in
+    /// this fetcher's life (`None` if it was not asked for or was absent).
+    pub fn seen(&self, url: &str) -> Option<Vec<u8>> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).get(url).cloned().flatten()
     }
 
     /// Fetches a small document (Release, InRelease, Release.gpg),
-    /// revalidating a cached copy. `None` when the server says 404.
+    /// revalidating a cached copy once per fetcher: later calls return what
+    /// the first one got. `None` when the server says 404.
     pub fn get_revalidated(&self, url: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(body) = self.seen.lock().unwrap_or_else(|e| e.into_inner()).get(url) {
+            return Ok(body.clone());
+        }
+        let body = self.revalidate(url)?;
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(url.to_string(), body.clone());
+        Ok(body)
+    }
+
+    fn revalidate(&self, url: &str) -> Result<Option<Vec<u8>>> {
         let dir = self.cache.join("http");
         fs::create_dir_all(&dir).map_err(io_err(dir.display()))?;
         let key = sha256_hex(url.as_bytes());

@@ -117,70 +117,87 @@ fn interest() -> Interest<'static> {
     Interest { paths: freshen_apt::system::PATHS, keep_versions: freshen_apt::system::VERSIONED_PATHS }
 }
 
-/// The apt state shared by every image with the same sources: its key hashes
-/// the sources, pins and keys the image has.
-fn apt_state_key(files: &RootFiles) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    let mut paths = vec!["etc/apt/sources.list".to_string(), "etc/apt/preferences".to_string()];
-    for d in ["etc/apt/sources.list.d", "etc/apt/preferences.d", "etc/apt/trusted.gpg.d"] {
-        paths.extend(files.list(d).into_iter().map(|n| format!("{d}/{n}")));
-    }
-    for p in paths {
-        if let Some(data) = files.read(&p) {
-            h.update(p.as_bytes());
-            h.update((data.len() as u64).to_le_bytes());
-            h.update(data);
-        }
-    }
-    freshen_image::hex_encode(&h.finalize())[..32].to_string()
-}
-
-/// apt's file name for a package in `/var/cache/apt/archives`.
 fn archive_name(u: &Update) -> String {
     format!("{}_{}_{}.deb", u.package, u.candidate.version.to_string().replace(':', "%3a"), u.candidate.arch)
 }
 
-/// apt's name for a URI in `/var/lib/apt/lists` (`URItoFileName`).
-fn apt_list_name(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    // apt escapes these; such URIs are simply not seeded.
-    if rest.contains(|c: char| "\\|{}[]<>\"^~_=!@#$%&*".contains(c)) {
-        return None;
+/// Downloads (or finds in the cache) the `.deb` of every planned update,
+/// each checked against the SHA256 of the signed index, four at a time.
+fn prefetch_debs(fetcher: &Fetcher, offers: &freshen_apt::archive::Offers, todo: &[(usize, &Update)]) -> Result<Vec<PathBuf>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<PathBuf>>> = (0..todo.len()).map(|_| None).collect();
+    let done: Vec<(usize, Result<PathBuf>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4.min(todo.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((_, u)) = todo.get(i) else { break };
+                        out.push((i, freshen_apt::fetch_deb(fetcher, offers, u).map_err(|e| Error::Invalid(format!("downloading {} {}: {e}", u.package, u.candidate.version)))));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+    });
+    for (i, r) in done {
+        results[i] = Some(r);
     }
-    Some(rest.replace('/', "_"))
+    results.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::Invalid("a download worker failed".into())))).collect()
 }
 
-/// Puts the InRelease files and `Packages` indexes freshen has already
-/// verified into apt's lists directory, so `apt-get update` in the sandbox
-/// revalidates them (If-Modified-Since) instead of downloading them again.
-/// apt verifies them itself; nothing apt already has is replaced.
-fn seed_apt_lists(fetcher: &Fetcher, offers: &freshen_apt::archive::Offers, archs: &[String], lists: &Path) {
+/// apt's name for a URI in `/var/lib/apt/lists` (`URItoFileName`): the
+/// scheme and credentials dropped, unsafe bytes quoted as `%xx`, `/` as `_`.
+fn apt_list_name(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let mut out = String::new();
+    for b in format!("{host}/{path}").bytes() {
+        if b"\\|{}[]<>\"^~_=!@#$%&*".contains(&b) || b <= 0x20 || b >= 0x7f {
+            out.push_str(&format!("%{b:02x}"));
+        } else {
+            out.push(if b == b'/' { '_' } else { b as char });
+        }
+    }
+    out
+}
+
+/// The URL apt derives a source's files from: for flat repositories apt
+/// keeps the suite as written (`./` gives `URI/./Packages`).
+fn apt_dist_url(source: &freshen_apt::sources::SourceEntry) -> String {
+    if source.is_flat() {
+        format!("{}/{}", source.uri.trim_end_matches('/'), source.suite.trim_end_matches('/'))
+    } else {
+        source.dist_url()
+    }
+}
+
+/// Builds apt's lists directory from the very Release files and `Packages`
+/// indexes freshen verified and planned with, so apt in the sandbox sees
+/// the same snapshot of the archive (no `apt-get update`: an archive that
+/// publishes while freshen runs cannot change what gets installed).
+fn seed_apt_lists(fetcher: &Fetcher, offers: &freshen_apt::archive::Offers, archs: &[String], lists: &Path) -> Result<()> {
     for a in &offers.archives {
-        let dist = a.source.dist_url();
-        let inrelease = format!("{dist}/InRelease");
-        if let (Some((body, last_modified)), Some(name)) = (fetcher.cached(&inrelease), apt_list_name(&inrelease)) {
-            let dest = lists.join(name);
-            if !dest.exists() && std::fs::copy(&body, &dest).is_ok() {
-                if let Some(t) = last_modified.as_deref().and_then(freshen_apt::release::parse_date) {
-                    let when = std::time::UNIX_EPOCH + Duration::from_secs(t.timestamp().max(0) as u64);
-                    let _ = std::fs::File::options().write(true).open(&dest).and_then(|f| f.set_modified(when));
-                }
+        let (dist, apt_dist) = (a.source.dist_url(), apt_dist_url(&a.source));
+        for doc in ["InRelease", "Release", "Release.gpg"] {
+            if let Some(body) = fetcher.seen(&format!("{dist}/{doc}")) {
+                let dest = lists.join(apt_list_name(&format!("{apt_dist}/{doc}")));
+                std::fs::write(&dest, body).map_err(io_err(&dest))?;
             }
         }
         for arch in archs {
-            let Ok(Some(index)) = freshen_apt::packages::fetch_index(fetcher, &a.source, &a.release, &a.component, arch) else { continue };
-            let url = if a.source.is_flat() { format!("{dist}/Packages") } else { format!("{dist}/{}/binary-{arch}/Packages", a.component) };
-            if let Some(name) = apt_list_name(&url) {
-                let dest = lists.join(name);
-                if !dest.exists() {
-                    // apt replaces list files by renaming, never in place.
-                    let _ = std::fs::hard_link(&index, &dest).or_else(|_| std::fs::copy(&index, &dest).map(|_| ()));
-                }
+            let Some(index) = freshen_apt::packages::fetch_index(fetcher, &a.source, &a.release, &a.component, arch)? else { continue };
+            let url = if a.source.is_flat() { format!("{apt_dist}/Packages") } else { format!("{dist}/{}/binary-{arch}/Packages", a.component) };
+            let dest = lists.join(apt_list_name(&url));
+            if !dest.exists() {
+                std::fs::hard_link(&index, &dest).or_else(|_| std::fs::copy(&index, &dest).map(|_| ())).map_err(io_err(&dest))?;
             }
         }
     }
+    Ok(())
 }
 
 const POLICY_RC_D: &str = "#!/bin/sh\n# freshen: no services start while packages are patched\nexit 101\n";
@@ -199,7 +216,6 @@ struct RunCtx<'a> {
     source: &'a dyn ImageSource,
     fetcher: &'a Fetcher,
     opts: &'a PatchOptions,
-    view: &'a View,
     todo: &'a [(usize, &'a Update)],
     clamp: u64,
     docker: bool,
@@ -219,24 +235,22 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
     for l in layers.iter().rev() {
         lowers.push(cache.ensure(ctx.source, l)?);
     }
-    let key = apt_state_key(&ctx.view.0);
-    let apt_dir = opts.cache.join("apt").join(&key);
-    let lists = apt_dir.join("lists");
-    let archives = apt_dir.join("cache");
+    // apt's lists and archives for this run only, built from what freshen
+    // verified: the sandbox installs the planned versions without asking
+    // the archive again, even if it has published (or dropped them) since.
+    let lists = ctx.work.0.join("lists");
+    let archives = ctx.work.0.join("apt-cache");
     for d in [lists.join("partial"), archives.join("archives/partial")] {
         std::fs::create_dir_all(&d).map_err(io_err(&d))?;
     }
-    // The .debs the scan already downloaded and verified: apt checks them again.
-    for (_, u) in ctx.todo {
-        let deb = opts.cache.join("debs").join(format!("{}.deb", u.candidate.sha256));
+    let debs = prefetch_debs(ctx.fetcher, ctx.offers, ctx.todo)?;
+    for ((_, u), deb) in ctx.todo.iter().zip(debs) {
         let dest = archives.join("archives").join(archive_name(u));
-        if deb.is_file() && !dest.exists() {
-            let _ = std::fs::hard_link(&deb, &dest).or_else(|_| std::fs::copy(&deb, &dest).map(|_| ()));
-        }
+        std::fs::hard_link(&deb, &dest).or_else(|_| std::fs::copy(&deb, &dest).map(|_| ())).map_err(io_err(&dest))?;
     }
     let mut archs = vec![ctx.system_arch.clone()];
     archs.extend(ctx.foreign_archs.iter().cloned());
-    seed_apt_lists(ctx.fetcher, ctx.offers, &archs, &lists);
+    seed_apt_lists(ctx.fetcher, ctx.offers, &archs, &lists)?;
     let run_dir = ctx.work.0.join(format!("run-{}", layers.len()));
     sandbox::mount_scratch(&run_dir)?;
     let policy = ctx.work.0.join("policy-rc.d");
@@ -266,10 +280,10 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
         format!("apt-get {apt_opts} install --only-upgrade {}", pkgs.join(" "))
     };
     let script = format!(
-        "set -e\nstep() {{ echo \"freshen-step $1 $(cat /proc/uptime)\"; }}\nstep update\napt-get {apt_opts} update\nstep install\n{action}\nstep check\nout=$(dpkg --audit)\nif [ -n \"$out\" ]; then echo \"dpkg --audit: $out\"; exit 1; fi\napt-get -q check\nstep done\n"
+        "set -e\nstep() {{ echo \"freshen-step $1 $(cat /proc/uptime)\"; }}\nstep install\n{action}\nstep check\nout=$(dpkg --audit)\nif [ -n \"$out\" ]; then echo \"dpkg --audit: $out\"; exit 1; fi\napt-get -q check\nstep done\n"
     );
     let mut binds = vec![
-        Bind { source: lists.clone(), destination: "/var/lib/apt/lists".into(), read_only: false },
+        Bind { source: lists.clone(), destination: "/var/lib/apt/lists".into(), read_only: true },
         Bind { source: archives.clone(), destination: "/var/cache/apt".into(), read_only: false },
         Bind { source: policy.clone(), destination: "/usr/sbin/policy-rc.d".into(), read_only: true },
     ];
@@ -374,7 +388,6 @@ pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -
         source,
         fetcher,
         opts,
-        view: &view,
         todo: &todo,
         clamp,
         docker,
@@ -481,4 +494,17 @@ fn original_manifest_digest(image: &freshen_image::Image, n_base: usize) -> Opti
         return c["config"]["Labels"][crate::config::ORIGINAL_MANIFEST].as_str().map(str::to_string);
     }
     image.manifest_digest.as_ref().map(|d| d.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::apt_list_name;
+
+    #[test]
+    fn list_names_match_apt() {
+        // Names apt 2.6 gave these URIs in /var/lib/apt/lists.
+        assert_eq!(apt_list_name("http://deb.debian.org/debian/dists/bookworm/InRelease"), "deb.debian.org_debian_dists_bookworm_InRelease");
+        assert_eq!(apt_list_name("http://127.0.0.1:8765/re_po~x/dists/st/Release"), "127.0.0.1:8765_re%5fpo%7ex_dists_st_Release");
+        assert_eq!(apt_list_name("https://user:secret@example.org/a/./Packages"), "example.org_a_._Packages");
+    }
 }

@@ -34,6 +34,11 @@ pub fn repo() -> &'static Repo {
 
 /// Serves `root` over HTTP on 127.0.0.1 (GET only, Last-Modified and 304).
 pub fn serve(root: PathBuf) -> (String, Arc<AtomicUsize>) {
+    serve_hooked(root, Arc::new(|_: &str| {}))
+}
+
+/// [`serve`], calling `after` with each request's path once it is answered.
+pub fn serve_hooked(root: PathBuf, after: Arc<dyn Fn(&str) + Send + Sync>) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let count = Arc::new(AtomicUsize::new(0));
@@ -43,6 +48,7 @@ pub fn serve(root: PathBuf) -> (String, Arc<AtomicUsize>) {
             let Ok(mut stream) = stream else { continue };
             let root = root.clone();
             let c = c.clone();
+            let after = after.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 loop {
@@ -83,6 +89,7 @@ pub fn serve(root: PathBuf) -> (String, Arc<AtomicUsize>) {
                     if stream.write_all(&resp).is_err() {
                         return;
                     }
+                    after(&path);
                 }
             });
         }
