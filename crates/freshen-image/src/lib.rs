@@ -4,31 +4,37 @@
 //! whiteout semantics.
 //!
 //! ```no_run
-//! use freshen_image::{open, read_image_files, ImageRef, Interest, Platform};
+//! use freshen_image::{open, read_image_files, ImageRef, Interest, Platform, Transport};
 //! let r = ImageRef::parse("oci:./images:app")?;
-//! let src = open(&r, &Platform::host())?;
-//! let files = read_image_files(&src, &Interest { paths: &["etc/os-release"], keep_versions: &[] })?;
+//! let src = open(&r, &Platform::host(), &Transport::default())?;
+//! let files = read_image_files(src.as_ref(), &Interest { paths: &["etc/os-release"], keep_versions: &[] })?;
 //! println!("{:?}", files.read("etc/os-release"));
 //! # Ok::<(), freshen_image::Error>(())
 //! ```
 
+mod daemon;
 mod digest;
 mod error;
 mod files;
 mod platform;
+pub mod progress;
 mod reference;
+mod registry;
 mod resolve;
 mod sink;
 mod source;
 mod store;
+mod transport;
 mod write;
 
 pub use digest::{hex_encode, Digest, HashingWriter, VerifyingReader};
 pub use error::{Error, Result};
 pub use files::{decompress, read_dir_files, read_image_files, read_layers_files, FileVersion, Interest, Node, NodeKind, RootFiles};
 pub use platform::Platform;
-pub use reference::ImageRef;
-pub use resolve::{open, StoreSource};
+pub use progress::{Progress, Task};
+pub use reference::{ImageRef, RegistryRef};
+pub use resolve::{open, open_local, StoreSource};
 pub use sink::{write_image, NewImage};
-pub use source::{Image, ImageSource, Layer};
+pub use source::{Image, ImageSource, Layer, ParentIndex};
+pub use transport::Transport;
 pub use write::{set_special, write_layer_from_dir, write_oci_layout, LayerBlob, LayoutImage};

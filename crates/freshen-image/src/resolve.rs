@@ -13,6 +13,7 @@ use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::source::{attach_history, diff_ids, parse_json, Image, ImageSource, Layer};
 use crate::store::{DirStore, Store, TarStore};
+use crate::transport::Transport;
 
 const JSON_LIMIT: u64 = 16 << 20;
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -39,9 +40,19 @@ impl ImageSource for StoreSource {
     }
 }
 
-/// Opens an `oci:` or `docker-archive:` reference. `dir:` is not an image
-/// with layers; see [`crate::read_dir_files`].
-pub fn open(reference: &ImageRef, platform: &Platform) -> Result<StoreSource> {
+/// Opens any image reference: a registry, the Docker Engine, an OCI layout
+/// or a docker-archive. `dir:` is not an image with layers; see
+/// [`crate::read_dir_files`].
+pub fn open(reference: &ImageRef, platform: &Platform, transport: &Transport) -> Result<Box<dyn ImageSource>> {
+    match reference {
+        ImageRef::Docker(r) => crate::registry::open(r, platform, transport),
+        ImageRef::DockerDaemon { name } => crate::daemon::open(name, platform, transport),
+        _ => Ok(Box::new(open_local(reference, platform)?)),
+    }
+}
+
+/// Opens an `oci:` or `docker-archive:` reference.
+pub fn open_local(reference: &ImageRef, platform: &Platform) -> Result<StoreSource> {
     let display = reference.to_string();
     match reference {
         ImageRef::Oci { dir, tag } => {
@@ -68,6 +79,7 @@ pub fn open(reference: &ImageRef, platform: &Platform) -> Result<StoreSource> {
             }
         }
         ImageRef::Dir { .. } => Err(Error::Invalid(format!("{display} is a directory, not an image"))),
+        ImageRef::Docker(_) | ImageRef::DockerDaemon { .. } => Err(Error::Invalid(format!("{display} is not a local image"))),
     }
 }
 
@@ -166,7 +178,7 @@ fn from_layout(store: Box<dyn Store>, tag: Option<&str>, platform: &Platform, di
     attach_history(&config, &mut layers);
     Ok(StoreSource {
         store,
-        image: Image { reference: display, manifest_digest: Some(digest), config_digest, config, config_raw, manifest_raw: Some(bytes), layers },
+        image: Image { reference: display, manifest_digest: Some(digest), config_digest, config, config_raw, manifest_raw: Some(bytes), layers, index: None },
         layer_paths,
     })
 }
@@ -259,7 +271,7 @@ fn from_docker_manifest(store: Box<dyn Store>, reference: Option<&str>, path: &P
     attach_history(&config, &mut layers);
     Ok(StoreSource {
         store,
-        image: Image { reference: display, manifest_digest: None, config_digest, config, config_raw: config_bytes, manifest_raw: None, layers },
+        image: Image { reference: display, manifest_digest: None, config_digest, config, config_raw: config_bytes, manifest_raw: None, layers, index: None },
         layer_paths: entry.layers.clone(),
     })
 }

@@ -10,6 +10,7 @@ use crate::digest::Digest;
 use crate::error::{io_err, Error, Result};
 use crate::reference::ImageRef;
 use crate::source::{ImageSource, Layer};
+use crate::transport::Transport;
 
 /// A new image: some layers of `source`, then new blobs already on disk.
 pub struct NewImage<'a> {
@@ -45,8 +46,10 @@ fn put(blobs: &Path, data: &[u8]) -> Result<Digest> {
 }
 
 /// Writes `img` to `dest` and returns the manifest digest.
-pub fn write_image(dest: &ImageRef, img: &NewImage) -> Result<Digest> {
+pub fn write_image(dest: &ImageRef, img: &NewImage, transport: &Transport) -> Result<Digest> {
     match dest {
+        ImageRef::Docker(r) => crate::registry::push(r, img, transport),
+        ImageRef::DockerDaemon { name } => crate::daemon::load(name, img, transport),
         ImageRef::Oci { dir, tag } => write_layout(dir, tag.as_deref(), img),
         ImageRef::DockerArchive { path, reference } => write_archive(path, reference.as_deref(), img),
         ImageRef::Dir { .. } => Err(Error::Invalid(format!("{dest}: cannot write an image to a dir: reference"))),

@@ -38,6 +38,20 @@ pub struct Image {
     /// The manifest exactly as stored, when the transport has one.
     pub manifest_raw: Option<Vec<u8>>,
     pub layers: Vec<Layer>,
+    /// The image index the manifest was chosen from, when the transport
+    /// resolved one (registries): lets a patched image replace its entry.
+    pub index: Option<ParentIndex>,
+}
+
+/// An image index and which of its entries an [`Image`] came from.
+#[derive(Clone, Debug)]
+pub struct ParentIndex {
+    /// The index exactly as stored.
+    pub raw: Vec<u8>,
+    pub media_type: String,
+    pub digest: Digest,
+    /// Position of the chosen manifest in `manifests`.
+    pub entry: usize,
 }
 
 /// A transport that can produce an image and stream its blobs.
@@ -46,6 +60,11 @@ pub trait ImageSource {
     /// Opens a layer blob. The stream fails with `InvalidData` at its end
     /// when size or digest do not match the descriptor.
     fn open_layer(&self, layer: &Layer) -> Result<Box<dyn Read + Send + '_>>;
+    /// The registry repository the image was read from, if any: a push to
+    /// the same registry mounts its blobs instead of uploading them.
+    fn registry_origin(&self) -> Option<&crate::RegistryRef> {
+        None
+    }
 }
 
 /// Fills `created_by` for each layer from the config's history, skipping

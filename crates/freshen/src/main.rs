@@ -2,6 +2,7 @@
 
 mod commands;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,9 @@ pub mod exit {
 #[derive(Parser)]
 #[command(name = "freshen", version, about = "Find and fix stale OS packages in container images")]
 struct Cli {
+    /// No progress on stderr (errors and results are still printed).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,8 +40,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    progress::set_quiet(cli.quiet);
     // Ctrl-C: stop sandboxed containers, unmount and remove work directories.
     let _ = ctrlc::set_handler(|| {
+        progress::clear();
         freshen_patch::cleanup::cleanup_active();
         eprintln!("error: interrupted");
         std::process::exit(130);
@@ -49,6 +55,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            progress::clear();
             let msg = format!("{e:#}").replace('\n', " ");
             eprintln!("error: {msg}");
             ExitCode::from(exit::ERROR)

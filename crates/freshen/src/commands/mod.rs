@@ -1,2 +1,3 @@
 pub mod patch;
 pub mod scan;
+pub mod transport;

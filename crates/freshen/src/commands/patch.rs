@@ -11,9 +11,10 @@ use serde_json::json;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The image to patch: oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG].
+    /// The image to patch: docker://REGISTRY/REPO[:TAG|@DIGEST], docker-daemon:NAME[:TAG],
+    /// oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG].
     image: String,
-    /// Where to write the patched image: oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG].
+    /// Where to write the patched image (same forms; it may be the image itself).
     #[arg(short, long)]
     output: String,
     /// Install everything `apt-get upgrade` would, not only security updates.
@@ -40,6 +41,8 @@ pub struct Args {
     /// Cache directory (default: $FRESHEN_CACHE, else ~/.cache/freshen).
     #[arg(long)]
     cache: Option<PathBuf>,
+    #[command(flatten)]
+    transport: super::transport::TransportArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,14 +62,15 @@ pub fn run(args: Args) -> Result<u8> {
     let input = ImageRef::parse(&args.image)?;
     let output = ImageRef::parse(&args.output)?;
     if matches!(input, ImageRef::Dir { .. }) {
-        anyhow::bail!("{input}: patch needs an image (oci: or docker-archive:), not a directory");
+        anyhow::bail!("{input}: patch needs an image, not a directory");
     }
     if matches!(output, ImageRef::Dir { .. }) {
-        anyhow::bail!("{output}: patch writes oci: or docker-archive: images");
+        anyhow::bail!("{output}: patch writes images (docker://, docker-daemon:, oci:, docker-archive:), not directories");
     }
     let platform = args.platform.unwrap_or_else(Platform::host);
     let cache = crate::commands::scan::cache_dir(args.cache);
-    let source = freshen_image::open(&input, &platform)?;
+    let transport = args.transport.transport(&cache, crate::progress::reporter())?;
+    let source = freshen_image::open(&input, &platform, &transport)?;
     let fetcher = Fetcher::new(cache.clone());
     let now = chrono::Utc::now();
     let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse().ok());
@@ -79,7 +83,7 @@ pub fn run(args: Args) -> Result<u8> {
         test: args.test,
         now,
     };
-    let outcome = freshen_patch::patch(&source, &fetcher, &opts).with_context(|| format!("patching {input}"))?;
+    let outcome = freshen_patch::patch(source.as_ref(), &fetcher, &opts).with_context(|| format!("patching {input}"))?;
     let patched = match outcome {
         Outcome::NothingPending { held_back } => {
             let scope = if args.all { "updates" } else { "security updates" };
@@ -93,14 +97,14 @@ pub fn run(args: Args) -> Result<u8> {
     };
     let t = std::time::Instant::now();
     let img = freshen_image::NewImage {
-        source: &source,
+        source: source.as_ref(),
         source_layers: &patched.base_layers,
         new_blobs: vec![(patched.layer.digest.clone(), patched.layer_path.clone())],
         config: patched.config.clone(),
         manifest: patched.manifest.clone(),
         manifest_media_type: patched.manifest_media_type.clone(),
     };
-    let digest = freshen_image::write_image(&output, &img).with_context(|| format!("writing {output}"))?;
+    let digest = freshen_image::write_image(&output, &img, &transport).with_context(|| format!("writing {output}"))?;
     let mut timings = patched.timings.clone();
     timings.push(("write", t.elapsed()));
     let security = patched.upgraded.iter().filter(|u| u.security).count();

@@ -11,7 +11,8 @@ use freshen_patch::View;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The image: oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or dir:PATH (dir:/ is the host).
+    /// The image: docker://REGISTRY/REPO[:TAG|@DIGEST], docker-daemon:NAME[:TAG], oci:DIR[:TAG],
+    /// docker-archive:FILE[:NAME:TAG] or dir:PATH (dir:/ is the host).
     image: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -31,6 +32,8 @@ pub struct Args {
     /// Skip sources that cannot be reached (with a warning) instead of failing.
     #[arg(long)]
     ignore_unreachable: bool,
+    #[command(flatten)]
+    transport: super::transport::TransportArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,18 +54,20 @@ pub fn run(args: Args) -> Result<u8> {
     let started = std::time::Instant::now();
     let reference = ImageRef::parse(&args.image)?;
     let platform = args.platform.unwrap_or_else(Platform::host);
+    let cache = cache_dir(args.cache);
     let interest = Interest { paths: freshen_apt::system::PATHS, keep_versions: freshen_apt::system::VERSIONED_PATHS };
     let (image, files) = match &reference {
         ImageRef::Dir { path } => (None, freshen_image::read_dir_files(path, &interest)?),
         _ => {
-            let source = freshen_image::open(&reference, &platform)?;
-            let files = freshen_image::read_image_files(&source, &interest)?;
-            (Some(freshen_image::ImageSource::image(&source).clone()), files)
+            let transport = args.transport.transport(&cache, crate::progress::reporter())?;
+            let source = freshen_image::open(&reference, &platform, &transport)?;
+            let files = freshen_image::read_image_files(source.as_ref(), &interest)?;
+            (Some(source.image().clone()), files)
         }
     };
     let read_time = started.elapsed();
     let view = View(files);
-    let fetcher = Fetcher::new(cache_dir(args.cache));
+    let fetcher = Fetcher::new(cache);
     let now = chrono::Utc::now();
     let opts = ScanOptions { now, ignore_unreachable: args.ignore_unreachable, changelogs: args.changelogs };
     let scan = freshen_apt::scan(&fetcher, &view, &opts).with_context(|| format!("scanning {reference}"))?;
