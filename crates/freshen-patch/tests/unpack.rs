@@ -8,7 +8,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use freshen_image::{open, write_layer_from_dir, write_oci_layout, Image, ImageRef, ImageSource, Layer, LayoutImage, Platform};
+use freshen_image::{open_local, write_layer_from_dir, write_oci_layout, Image, ImageRef, ImageSource, Layer, LayoutImage, Platform};
 use freshen_patch::cache::LayerCache;
 use freshen_patch::unpack::{unpack_layer, UnpackStats};
 use freshen_patch::Error;
@@ -464,7 +464,7 @@ fn layout(base: &Path, diff_id: Option<freshen_image::Digest>) -> (PathBuf, fres
 }
 
 fn open_layout(layout: &Path) -> freshen_image::StoreSource {
-    open(&ImageRef::parse(&format!("oci:{}:t", layout.display())).unwrap(), &Platform::host()).unwrap()
+    open_local(&ImageRef::parse(&format!("oci:{}:t", layout.display())).unwrap(), &Platform::host()).unwrap()
 }
 
 fn tmp_leftovers(root: &Path) -> Vec<String> {

@@ -1,3 +1,4 @@
 pub mod patch;
+pub mod rebase;
 pub mod scan;
 pub mod transport;
