@@ -18,6 +18,7 @@ mod error;
 mod files;
 mod platform;
 pub mod progress;
+pub mod rebase;
 mod reference;
 mod registry;
 mod resolve;
