@@ -13,9 +13,11 @@ use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use freshen_image::{decompress, Digest, ImageSource, Layer};
+use freshen_image::progress::Counting;
+use freshen_image::{decompress, Digest, ImageSource, Layer, Progress};
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 use rustix::io::Errno;
 use sha2::{Digest as _, Sha256};
@@ -30,15 +32,21 @@ const STALE_AFTER: Duration = Duration::from_secs(3600);
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Unpacked layers, keyed by diff id.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct LayerCache {
     root: PathBuf,
+    progress: Arc<dyn Progress>,
 }
 
 impl LayerCache {
     /// A cache in `root` (e.g. `CACHE/layers`), created when first needed.
     pub fn new(root: PathBuf) -> LayerCache {
-        LayerCache { root }
+        LayerCache { root, progress: freshen_image::progress::silent() }
+    }
+
+    /// Reports each layer it unpacks to `progress`.
+    pub fn with_progress(self, progress: Arc<dyn Progress>) -> LayerCache {
+        LayerCache { progress, ..self }
     }
 
     /// Where the layer with this diff id is (or would be) unpacked.
@@ -105,7 +113,9 @@ impl LayerCache {
         let layer_err = |e: io::Error| {
             Error::Image(freshen_image::Error::Layer { index: layer.index, digest: label.clone(), reason: e.to_string() })
         };
-        let mut raw = source.open_layer(layer)?;
+        let short = &layer.digest.hex()[..12];
+        let task = self.progress.begin(&format!("unpack layer {} {short}", layer.index), layer.size);
+        let mut raw = Counting::new(source.open_layer(layer)?, task);
         let unpacked = (|| {
             let stream = decompress(Box::new(&mut raw)).map_err(layer_err)?;
             let mut tar = HashingReader { inner: stream, hasher: Sha256::new() };
@@ -137,6 +147,7 @@ impl LayerCache {
         // Make the contents durable before they get their final name.
         let dir = fs::File::open(tmp).map_err(io_err(tmp))?;
         rustix::fs::syncfs(&dir).map_err(|e| Error::Io { path: tmp.to_path_buf(), source: e.into() })?;
+        raw.task().finish("");
         Ok(got)
     }
 

@@ -30,6 +30,8 @@ pub struct PatchOptions {
     /// A smoke test run (with `sh -c`) in the patched image before it is accepted.
     pub test: Option<String>,
     pub now: DateTime<Utc>,
+    /// Where progress goes (unpacking, apt, the layer).
+    pub progress: std::sync::Arc<dyn freshen_image::Progress>,
 }
 
 /// One upgraded package.
@@ -230,7 +232,7 @@ struct RunCtx<'a> {
 fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &mut Vec<(&'static str, Duration)>) -> Result<Built> {
     let opts = ctx.opts;
     let t = Instant::now();
-    let cache = LayerCache::new(opts.cache.join("layers"));
+    let cache = LayerCache::new(opts.cache.join("layers")).with_progress(opts.progress.clone());
     let mut lowers = Vec::new();
     for l in layers.iter().rev() {
         lowers.push(cache.ensure(ctx.source, l)?);
@@ -243,7 +245,9 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
     for d in [lists.join("partial"), archives.join("archives/partial")] {
         std::fs::create_dir_all(&d).map_err(io_err(&d))?;
     }
+    let task = opts.progress.begin(&format!("download {} packages", ctx.todo.len()), None);
     let debs = prefetch_debs(ctx.fetcher, ctx.offers, ctx.todo)?;
+    task.finish("");
     for ((_, u), deb) in ctx.todo.iter().zip(debs) {
         let dest = archives.join("archives").join(archive_name(u));
         std::fs::hard_link(&deb, &dest).or_else(|_| std::fs::copy(&deb, &dest).map(|_| ())).map_err(io_err(&dest))?;
@@ -295,10 +299,12 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
         env: vec!["DEBIAN_FRONTEND=noninteractive".into(), "LC_ALL=C".into()],
         binds: binds.clone(),
     };
+    let task = opts.progress.begin(&format!("apt: upgrade {} packages in the sandbox", ctx.todo.len()), None);
     let out = sandbox::run(&runtime, &ctx.work.0.join("bundle"), &merged, &format!("freshen-{}", std::process::id()), &run)?;
     if !out.success {
         return Err(Error::Invalid(format!("apt failed in the sandbox ({}): {}", out.status(), out.tail(6))));
     }
+    task.finish("");
     if std::env::var_os("FRESHEN_TIMING").is_some() {
         for l in out.output.lines().filter(|l| l.starts_with("freshen-step ")) {
             eprintln!("timing: {l}");
@@ -337,7 +343,9 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
     let lower_mount = Overlay::mount(&lowers, None, &lower_view)?;
     let layer_opts = LayerOptions { clamp_mtime: ctx.clamp, compression: opts.compression, docker_media_types: ctx.docker, exclude, created_by: ctx.created_by.clone() };
     let blobs = run_dir.join("blobs");
+    let task = opts.progress.begin("write and compress the patch layer", None);
     let (layer, stats) = write_patch_layer(&upper, &lower_view, &blobs, &layer_opts)?;
+    task.finish(&format!("{:.1} MB ({:.1} MB uncompressed, {} files)", layer.size as f64 / 1e6, stats.uncompressed_bytes as f64 / 1e6, stats.files));
     drop(lower_mount);
     timings.push(("layer", t.elapsed()));
     let layer_path = blobs.join(layer.digest.hex());

@@ -36,6 +36,8 @@ enum Command {
     Scan(commands::scan::Args),
     /// Install the pending updates as one thin layer on the original image (needs root).
     Patch(commands::patch::Args),
+    /// Copy an image from one place to another unchanged (registries, the Docker Engine, files).
+    Copy(commands::copy::Args),
     /// Move an image's own layers from its old base onto a new one (e.g. the patched base).
     Rebase(commands::rebase::Args),
 }
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => commands::scan::run(args),
         Command::Patch(args) => commands::patch::run(args),
         Command::Rebase(args) => commands::rebase::run(args),
+        Command::Copy(args) => commands::copy::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -99,3 +99,48 @@ fn rebase_moves_own_layers_and_checks_the_base() {
     ok(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("warning: layer 1"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn app_built_by_docker_rebases_onto_its_patched_base_with_no_flags() {
+    let stale = StaleImage::new("mmdebstrap --variant=minbase bookworm");
+    let (work, cache) = (stale.work.clone(), stale.cache.clone());
+    let d = Dockerd::start();
+    let host = ["--docker-host", d.host.as_str()];
+    let stale_tar = work.join("stale.tar");
+    let st = Command::new("skopeo").args(["copy", &stale.image, &format!("docker-archive:{}:stale:latest", stale_tar.display())]).output().unwrap();
+    assert!(st.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&st.stderr));
+    d.ok(&["load", "-i", stale_tar.to_str().unwrap()]);
+    // The app, built by the engine on the stale base, as Dokku does.
+    let ctx = work.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM stale:latest\nRUN mkdir /app && echo hello > /app/hello\nCMD [\"cat\", \"/app/hello\"]\n").unwrap();
+    d.ok(&["build", "-t", "app:1", ctx.to_str().unwrap()]);
+    let app_before = d.ok(&["image", "inspect", "-f", "{{.Id}}", "app:1"]);
+
+    // Patch the base in place in the engine, then rebase the app with no flags.
+    let report = work.join("report.json");
+    let mut args = vec!["patch", "docker-daemon:stale:latest", "-o", "docker-daemon:stale:latest", "--report", report.to_str().unwrap()];
+    args.extend(host);
+    ok(&freshen(&args, &cache));
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let upgraded = r["upgraded"].as_array().unwrap();
+    assert!(!upgraded.is_empty());
+    let mut args = vec!["rebase", "docker-daemon:app:1", "--onto", "docker-daemon:stale:latest", "-o", "docker-daemon:app:1"];
+    args.extend(host);
+    let out = ok(&freshen(&args, &cache));
+    assert!(out.contains("without its freshen patch"), "{out}");
+
+    // The app's files and the base's updates are both there, and it runs.
+    assert_eq!(d.ok(&["run", "--rm", "app:1"]).trim(), "hello");
+    for u in upgraded {
+        let p = u["package"].as_str().unwrap();
+        let v = d.ok(&["run", "--rm", "app:1", "dpkg-query", "-W", "-f", "${Version}", p]);
+        assert_eq!(v.trim(), u["to"].as_str().unwrap(), "{p} in the rebased app");
+    }
+    let mut args = vec!["scan", "docker-daemon:app:1", "--only", "security"];
+    args.extend(host);
+    let out = freshen(&args, &cache);
+    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // The app as it was stays reachable for a rollback.
+    assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", "app:freshen-previous"]), app_before);
+}

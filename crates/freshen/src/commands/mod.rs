@@ -1,3 +1,4 @@
+pub mod copy;
 pub mod patch;
 pub mod rebase;
 pub mod scan;

@@ -69,7 +69,8 @@ pub fn run(args: Args) -> Result<u8> {
     }
     let platform = args.platform.unwrap_or_else(Platform::host);
     let cache = crate::commands::scan::cache_dir(args.cache);
-    let transport = args.transport.transport(&cache, crate::progress::reporter())?;
+    let progress = crate::progress::reporter();
+    let transport = args.transport.transport(&cache, progress.clone())?;
     let source = freshen_image::open(&input, &platform, &transport)?;
     let fetcher = Fetcher::new(cache.clone());
     let now = chrono::Utc::now();
@@ -82,6 +83,7 @@ pub fn run(args: Args) -> Result<u8> {
         source_date_epoch,
         test: args.test,
         now,
+        progress,
     };
     let outcome = freshen_patch::patch(source.as_ref(), &fetcher, &opts).with_context(|| format!("patching {input}"))?;
     let patched = match outcome {

@@ -1,0 +1,60 @@
+//! `freshen copy SRC DEST`: moves an image between transports unchanged
+//! (as `skopeo copy` does), streaming its blobs.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use freshen_image::{ImageRef, Platform};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The image to copy (any transport but dir:).
+    source: String,
+    /// Where to write it.
+    destination: String,
+    /// The platform to pick from a multi-platform image (default: this machine's).
+    #[arg(long, value_parser = Platform::parse)]
+    platform: Option<Platform>,
+    /// Cache directory (scratch space for Docker Engine exports).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    #[command(flatten)]
+    transport: super::transport::TransportArgs,
+}
+
+pub fn run(args: Args) -> Result<u8> {
+    let input = ImageRef::parse(&args.source)?;
+    let output = ImageRef::parse(&args.destination)?;
+    if matches!(input, ImageRef::Dir { .. }) || matches!(output, ImageRef::Dir { .. }) {
+        bail!("copy moves images; dir: is a root filesystem");
+    }
+    let platform = args.platform.unwrap_or_else(Platform::host);
+    let cache = crate::commands::scan::cache_dir(args.cache);
+    let transport = args.transport.transport(&cache, crate::progress::reporter())?;
+    let source = freshen_image::open(&input, &platform, &transport)?;
+    let image = source.image();
+    let (manifest, media_type) = match &image.manifest_raw {
+        Some(m) => {
+            let v: serde_json::Value = serde_json::from_slice(m).with_context(|| format!("{input}: manifest"))?;
+            (m.clone(), v["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_string())
+        }
+        None => {
+            // A legacy docker-archive has no manifest: make the Docker one.
+            let mut m = freshen_patch::config::synth_manifest(&image.layers);
+            m["config"]["digest"] = serde_json::json!(image.config_digest.to_string());
+            m["config"]["size"] = serde_json::json!(image.config_raw.len());
+            (serde_json::to_vec(&m)?, "application/vnd.docker.distribution.manifest.v2+json".to_string())
+        }
+    };
+    let img = freshen_image::NewImage {
+        source: source.as_ref(),
+        source_layers: &image.layers,
+        new_blobs: Vec::new(),
+        config: image.config_raw.clone(),
+        manifest,
+        manifest_media_type: media_type,
+    };
+    let digest = freshen_image::write_image(&output, &img, &transport).with_context(|| format!("writing {output}"))?;
+    println!("wrote {output} ({digest})");
+    Ok(crate::exit::CLEAN)
+}
