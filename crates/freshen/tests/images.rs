@@ -256,5 +256,6 @@ fn bad_references_and_paths() {
     std::fs::write(&junk, b"this is not a tar archive at all").unwrap();
     assert_error(&freshen(&["scan", &format!("docker-archive:{}", junk.display())], &cache), &["junk.tar"]);
     assert_error(&freshen(&["scan", "dir:/nonexistent/root"], &cache), &["/nonexistent/root"]);
-    assert_error(&freshen(&["scan", "docker://registry/app:1"], &cache), &["not supported yet"]);
+    assert_error(&freshen(&["scan", "docker://Registry/App"], &cache), &["invalid repository name"]);
+    assert_error(&freshen(&["scan", "docker-daemon:app@sha256:00"], &cache), &["invalid image reference"]);
 }

@@ -1,10 +1,8 @@
 //! `freshen copy SRC DEST`: moves an image between transports unchanged
 //! (as `skopeo copy` does), streaming its blobs.
 
-use std::path::PathBuf;
-
 use anyhow::{bail, Context, Result};
-use freshen_image::{ImageRef, Platform};
+use freshen_image::ImageRef;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,14 +10,8 @@ pub struct Args {
     source: String,
     /// Where to write it.
     destination: String,
-    /// The platform to pick from a multi-platform image (default: this machine's).
-    #[arg(long, value_parser = Platform::parse)]
-    platform: Option<Platform>,
-    /// Cache directory (scratch space for Docker Engine exports).
-    #[arg(long)]
-    cache: Option<PathBuf>,
     #[command(flatten)]
-    transport: super::transport::TransportArgs,
+    common: super::transport::ImageArgs,
 }
 
 pub fn run(args: Args) -> Result<u8> {
@@ -28,9 +20,8 @@ pub fn run(args: Args) -> Result<u8> {
     if matches!(input, ImageRef::Dir { .. }) || matches!(output, ImageRef::Dir { .. }) {
         bail!("copy moves images; dir: is a root filesystem");
     }
-    let platform = args.platform.unwrap_or_else(Platform::host);
-    let cache = crate::commands::scan::cache_dir(args.cache);
-    let transport = args.transport.transport(&cache, crate::progress::reporter())?;
+    let platform = args.common.platform();
+    let transport = args.common.transport(crate::progress::reporter())?;
     let source = freshen_image::open(&input, &platform, &transport)?;
     let image = source.image();
     let (manifest, media_type) = match &image.manifest_raw {

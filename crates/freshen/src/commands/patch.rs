@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use freshen_apt::Fetcher;
-use freshen_image::{ImageRef, Platform};
+use freshen_image::ImageRef;
 use freshen_patch::layer::Compression;
 use freshen_patch::{Outcome, PatchOptions};
 use serde_json::json;
@@ -35,14 +35,8 @@ pub struct Args {
     /// A smoke test (`sh -c CMD`) run in the patched image before it is accepted.
     #[arg(long)]
     test: Option<String>,
-    /// The platform to pick from a multi-platform image (default: this machine's).
-    #[arg(long, value_parser = Platform::parse)]
-    platform: Option<Platform>,
-    /// Cache directory (default: $FRESHEN_CACHE, else ~/.cache/freshen).
-    #[arg(long)]
-    cache: Option<PathBuf>,
     #[command(flatten)]
-    transport: super::transport::TransportArgs,
+    common: super::transport::ImageArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,10 +61,10 @@ pub fn run(args: Args) -> Result<u8> {
     if matches!(output, ImageRef::Dir { .. }) {
         anyhow::bail!("{output}: patch writes images (docker://, docker-daemon:, oci:, docker-archive:), not directories");
     }
-    let platform = args.platform.unwrap_or_else(Platform::host);
-    let cache = crate::commands::scan::cache_dir(args.cache);
+    let platform = args.common.platform();
+    let cache = args.common.cache();
     let progress = crate::progress::reporter();
-    let transport = args.transport.transport(&cache, progress.clone())?;
+    let transport = args.common.transport(progress.clone())?;
     let source = freshen_image::open(&input, &platform, &transport)?;
     let fetcher = Fetcher::new(cache.clone());
     let now = chrono::Utc::now();

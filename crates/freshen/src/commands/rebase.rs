@@ -1,7 +1,5 @@
 //! `freshen rebase IMAGE --onto NEW_BASE [--old-base OLD_BASE] -o DEST`
 
-use std::path::PathBuf;
-
 use anyhow::{bail, Context, Result};
 use freshen_image::rebase::{OldBase, BASE_DIGEST, BASE_NAME};
 use freshen_image::{Image, ImageRef, ImageSource, Interest, Platform};
@@ -24,14 +22,8 @@ pub struct Args {
     /// Rebase even when a layer above the base rewrote the dpkg database.
     #[arg(long)]
     force: bool,
-    /// The platform to pick from multi-platform images (default: this machine's).
-    #[arg(long, value_parser = Platform::parse)]
-    platform: Option<Platform>,
-    /// Cache directory (default: $FRESHEN_CACHE, else ~/.cache/freshen).
-    #[arg(long)]
-    cache: Option<PathBuf>,
     #[command(flatten)]
-    transport: super::transport::TransportArgs,
+    common: super::transport::ImageArgs,
 }
 
 fn parse_image(s: &str, what: &str) -> Result<ImageRef> {
@@ -109,9 +101,8 @@ pub fn run(args: Args) -> Result<u8> {
     let input = parse_image(&args.image, "image")?;
     let onto = parse_image(&args.onto, "--onto")?;
     let output = parse_image(&args.output, "output")?;
-    let platform = args.platform.unwrap_or_else(Platform::host);
-    let cache = crate::commands::scan::cache_dir(args.cache);
-    let transport = args.transport.transport(&cache, crate::progress::reporter())?;
+    let platform = args.common.platform();
+    let transport = args.common.transport(crate::progress::reporter())?;
     let image = freshen_image::open(&input, &platform, &transport)?;
     let new_base = freshen_image::open(&onto, &platform, &transport)?;
     let old = match &args.old_base {

@@ -1,10 +1,8 @@
 //! `freshen scan IMAGE`
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
 use freshen_apt::{Fetcher, HostInfo, ScanOptions};
-use freshen_image::{ImageRef, Interest, Platform};
+use freshen_image::{ImageRef, Interest};
 
 use crate::output::{self, Format, Report};
 use freshen_patch::View;
@@ -23,17 +21,11 @@ pub struct Args {
     /// Also read each update's changelog: the CVE ids it fixes and when the fix was published.
     #[arg(long)]
     changelogs: bool,
-    /// The platform to pick from a multi-platform image (default: this machine's).
-    #[arg(long, value_parser = Platform::parse)]
-    platform: Option<Platform>,
-    /// Cache directory for indexes and packages (default: $FRESHEN_CACHE, else ~/.cache/freshen).
-    #[arg(long)]
-    cache: Option<PathBuf>,
     /// Skip sources that cannot be reached (with a warning) instead of failing.
     #[arg(long)]
     ignore_unreachable: bool,
     #[command(flatten)]
-    transport: super::transport::TransportArgs,
+    common: super::transport::ImageArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,24 +34,16 @@ pub enum Only {
     Security,
 }
 
-/// The cache directory: `--cache`, `$FRESHEN_CACHE`, `$XDG_CACHE_HOME/freshen`, `~/.cache/freshen`.
-pub fn cache_dir(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os("FRESHEN_CACHE").map(PathBuf::from))
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("freshen")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/freshen")))
-        .unwrap_or_else(|| PathBuf::from("/var/cache/freshen"))
-}
-
 pub fn run(args: Args) -> Result<u8> {
     let started = std::time::Instant::now();
     let reference = ImageRef::parse(&args.image)?;
-    let platform = args.platform.unwrap_or_else(Platform::host);
-    let cache = cache_dir(args.cache);
+    let platform = args.common.platform();
+    let cache = args.common.cache();
     let interest = Interest { paths: freshen_apt::system::PATHS, keep_versions: freshen_apt::system::VERSIONED_PATHS };
     let (image, files) = match &reference {
         ImageRef::Dir { path } => (None, freshen_image::read_dir_files(path, &interest)?),
         _ => {
-            let transport = args.transport.transport(&cache, crate::progress::reporter())?;
+            let transport = args.common.transport(crate::progress::reporter())?;
             let source = freshen_image::open(&reference, &platform, &transport)?;
             let files = freshen_image::read_image_files(source.as_ref(), &interest)?;
             (Some(source.image().clone()), files)

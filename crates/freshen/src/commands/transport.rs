@@ -1,14 +1,46 @@
-//! Options every command that reads or writes images shares: registry
-//! credentials and TLS, and the Docker Engine's address.
+//! Options every command that reads or writes images shares: the platform,
+//! the cache, registry credentials and TLS, and the Docker Engine's address.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use freshen_image::Transport;
+use freshen_image::{Platform, Transport};
 
 #[derive(clap::Args, Clone)]
-pub struct TransportArgs {
+pub struct ImageArgs {
+    /// The platform to pick from a multi-platform image (default: this machine's).
+    #[arg(long, value_parser = Platform::parse)]
+    platform: Option<Platform>,
+    /// Cache directory (default: $FRESHEN_CACHE, else ~/.cache/freshen).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    #[command(flatten)]
+    transport: TransportArgs,
+}
+
+impl ImageArgs {
+    pub fn platform(&self) -> Platform {
+        self.platform.clone().unwrap_or_else(Platform::host)
+    }
+
+    /// The cache directory: `--cache`, `$FRESHEN_CACHE`, `$XDG_CACHE_HOME/freshen`, `~/.cache/freshen`.
+    pub fn cache(&self) -> PathBuf {
+        self.cache
+            .clone()
+            .or_else(|| std::env::var_os("FRESHEN_CACHE").map(PathBuf::from))
+            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("freshen")))
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/freshen")))
+            .unwrap_or_else(|| PathBuf::from("/var/cache/freshen"))
+    }
+
+    pub fn transport(&self, progress: Arc<dyn freshen_image::Progress>) -> Result<Transport> {
+        self.transport.transport(&self.cache(), progress)
+    }
+}
+
+#[derive(clap::Args, Clone)]
+struct TransportArgs {
     /// Registry credentials USER:PASS (default: ~/.docker/config.json and its credential helpers).
     #[arg(long, value_name = "USER:PASS")]
     creds: Option<String>,
@@ -24,7 +56,7 @@ pub struct TransportArgs {
 }
 
 impl TransportArgs {
-    pub fn transport(&self, cache: &Path, progress: Arc<dyn freshen_image::Progress>) -> Result<Transport> {
+    fn transport(&self, cache: &Path, progress: Arc<dyn freshen_image::Progress>) -> Result<Transport> {
         let creds = match &self.creds {
             Some(c) => match c.split_once(':') {
                 Some((u, p)) if !u.is_empty() => Some((u.to_string(), p.to_string())),
