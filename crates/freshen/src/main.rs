@@ -49,6 +49,7 @@ fn main() -> ExitCode {
     let _ = ctrlc::set_handler(|| {
         progress::clear();
         freshen_patch::cleanup::cleanup_active();
+        commands::transport::remove_own_scratch();
         eprintln!("error: interrupted");
         std::process::exit(130);
     });

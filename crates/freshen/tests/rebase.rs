@@ -121,7 +121,13 @@ fn app_built_by_docker_rebases_onto_its_patched_base_with_no_flags() {
     let report = work.join("report.json");
     let mut args = vec!["patch", "docker-daemon:stale:latest", "-o", "docker-daemon:stale:latest", "--report", report.to_str().unwrap()];
     args.extend(host);
-    ok(&freshen(&args, &cache));
+    let out = freshen(&args, &cache);
+    ok(&out);
+    // Not a terminal: one line per finished step on stderr.
+    let steps = String::from_utf8_lossy(&out.stderr).into_owned();
+    for step in ["export stale:latest", "unpack layer 0", "apt: upgrade", "write and compress the patch layer", "load stale:latest"] {
+        assert!(steps.lines().any(|l| l.starts_with(step)), "no `{step}` line in:\n{steps}");
+    }
     let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let upgraded = r["upgraded"].as_array().unwrap();
     assert!(!upgraded.is_empty());
@@ -137,10 +143,11 @@ fn app_built_by_docker_rebases_onto_its_patched_base_with_no_flags() {
         let v = d.ok(&["run", "--rm", "app:1", "dpkg-query", "-W", "-f", "${Version}", p]);
         assert_eq!(v.trim(), u["to"].as_str().unwrap(), "{p} in the rebased app");
     }
-    let mut args = vec!["scan", "docker-daemon:app:1", "--only", "security"];
+    let mut args = vec!["scan", "docker-daemon:app:1", "--only", "security", "--quiet"];
     args.extend(host);
     let out = freshen(&args, &cache);
     assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "--quiet prints no progress");
     // The app as it was stays reachable for a rollback.
     assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", "app:freshen-previous"]), app_before);
 }

@@ -71,6 +71,37 @@ impl TransportArgs {
         }
         let tmp_dir = cache.join("tmp");
         std::fs::create_dir_all(&tmp_dir).map_err(|e| anyhow::anyhow!("{}: {e}", tmp_dir.display()))?;
+        reap_stale(&tmp_dir);
+        let _ = SCRATCH.set(tmp_dir.clone());
         Ok(Transport { creds, tls_verify: self.tls_verify, ca_file: self.ca_file.clone(), docker_host: self.docker_host.clone(), tmp_dir, progress })
+    }
+}
+
+static SCRATCH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Removes scratch files (`freshen-WHAT-PID-N…`) whose process is gone
+/// (`own`: this process's too, when it is being interrupted).
+fn remove_scratch(tmp_dir: &Path, own: bool) {
+    let Ok(entries) = std::fs::read_dir(tmp_dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name.strip_prefix("freshen-").and_then(|r| r.split('-').nth(1)).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if (own && pid == std::process::id()) || !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// What a killed freshen left behind.
+fn reap_stale(tmp_dir: &Path) {
+    remove_scratch(tmp_dir, false);
+}
+
+/// On Ctrl-C: this process's scratch files (an Engine export or load).
+pub fn remove_own_scratch() {
+    if let Some(dir) = SCRATCH.get() {
+        remove_scratch(dir, true);
     }
 }
