@@ -103,7 +103,7 @@ fn append(b: &mut tar::Builder<File>, name: &str, data: &mut dyn io::Read, size:
 
 /// A docker-archive holding both forms: `manifest.json` (read by every
 /// `docker load`) and an OCI layout (`index.json`, `blobs/`).
-fn write_archive(path: &Path, reference: Option<&str>, img: &NewImage) -> Result<Digest> {
+pub(crate) fn write_archive(path: &Path, reference: Option<&str>, img: &NewImage) -> Result<Digest> {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let staging = parent.join(format!(".{}.freshen-{}", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
     let _ = fs::remove_dir_all(&staging);
