@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use serde::Deserialize;
 
 use crate::digest::{Digest, VerifyingReader};
@@ -15,7 +15,8 @@ use crate::source::{attach_history, diff_ids, parse_json, Image, ImageSource, La
 use crate::store::{DirStore, Store, TarStore};
 use crate::transport::Transport;
 
-const JSON_LIMIT: u64 = 16 << 20;
+/// The largest manifest, index or config freshen reads.
+pub(crate) const JSON_LIMIT: u64 = 16 << 20;
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// An image read from a directory or an archive.
@@ -65,21 +66,22 @@ pub fn open_local(reference: &ImageRef, platform: &Platform) -> Result<StoreSour
             let store = DirStore { root: dir.clone() };
             from_layout(Box::new(store), tag.as_deref(), platform, display)
         }
-        ImageRef::DockerArchive { path, reference } => {
-            let store = TarStore::open(path)?;
-            if store.open("manifest.json")?.is_some() {
-                from_docker_manifest(Box::new(store), reference.as_deref(), path, display)
-            } else if store.open("index.json")?.is_some() {
-                from_layout(Box::new(store), reference.as_deref(), platform, display)
-            } else {
-                Err(Error::Invalid(format!(
-                    "{}: neither manifest.json nor index.json found: not a docker-archive",
-                    path.display()
-                )))
-            }
-        }
+        ImageRef::DockerArchive { path, reference } => open_archive(path, reference.as_deref(), platform, display),
         ImageRef::Dir { .. } => Err(Error::Invalid(format!("{display} is a directory, not an image"))),
         ImageRef::Docker(_) | ImageRef::DockerDaemon { .. } => Err(Error::Invalid(format!("{display} is not a local image"))),
+    }
+}
+
+/// Opens a docker-archive file (its legacy `manifest.json`, else its OCI
+/// layout); `display` names the image in messages.
+pub(crate) fn open_archive(path: &Path, reference: Option<&str>, platform: &Platform, display: String) -> Result<StoreSource> {
+    let store = TarStore::open(path)?;
+    if store.open("manifest.json")?.is_some() {
+        from_docker_manifest(Box::new(store), reference, path, display)
+    } else if store.open("index.json")?.is_some() {
+        from_layout(Box::new(store), reference, platform, display)
+    } else {
+        Err(Error::Invalid(format!("{}: neither manifest.json nor index.json found: not a docker-archive", path.display())))
     }
 }
 
@@ -93,7 +95,7 @@ fn read_blob(store: &dyn Store, d: &Digest) -> Result<Vec<u8>> {
         .ok_or_else(|| Error::MissingBlob { digest: d.to_string(), location: store.location() })
 }
 
-fn parse_digest(s: &str) -> Result<Digest> {
+pub(crate) fn parse_digest(s: &str) -> Result<Digest> {
     Digest::parse(s).map_err(Error::Invalid)
 }
 
@@ -134,18 +136,7 @@ fn from_layout(store: Box<dyn Store>, tag: Option<&str>, platform: &Platform, di
         }
         let index: ImageIndex = serde_json::from_value(value)
             .map_err(|e| Error::Json { what: "index", digest: digest.to_string(), reason: e.to_string() })?;
-        let mut available = Vec::new();
-        let chosen = index.manifests().iter().find(|d| match d.platform() {
-            Some(p) => {
-                let (os, arch, var) = (p.os().to_string(), p.architecture().to_string(), p.variant().as_deref());
-                available.push(format!("{os}/{arch}{}", var.map(|v| format!("/{v}")).unwrap_or_default()));
-                platform.matches(&os, &arch, var)
-            }
-            None => false,
-        });
-        let Some(chosen) = chosen else {
-            return Err(Error::NoPlatform { platform: platform.to_string(), reference: display, available: available.join(", ") });
-        };
+        let (_, chosen) = choose_platform(&index, platform, &display)?;
         digest = parse_digest(chosen.digest().as_ref())?;
         bytes = read_blob(store.as_ref(), &digest)?;
     }
@@ -153,34 +144,54 @@ fn from_layout(store: Box<dyn Store>, tag: Option<&str>, platform: &Platform, di
     let config_digest = parse_digest(manifest.config().digest().as_ref())?;
     let config_raw = read_blob(store.as_ref(), &config_digest)?;
     let config: ImageConfiguration = parse_json("config", &config_digest, &config_raw)?;
-    let diff_ids = diff_ids(&config);
+    let layers = layers_of(&manifest, &config, &display)?;
+    let layer_paths = layers.iter().map(|l| blob_path(&l.digest)).collect();
+    Ok(StoreSource {
+        store,
+        image: Image { reference: display, manifest_digest: Some(digest), config_digest, config, config_raw, manifest_raw: Some(bytes), layers, index: None },
+        layer_paths,
+    })
+}
+
+/// Picks the entry of `index` that serves `platform`: its position and
+/// descriptor. The error names the platforms the index offers.
+pub(crate) fn choose_platform<'i>(index: &'i ImageIndex, platform: &Platform, reference: &str) -> Result<(usize, &'i Descriptor)> {
+    let mut available = Vec::new();
+    let chosen = index.manifests().iter().enumerate().find(|(_, d)| match d.platform() {
+        Some(p) => {
+            let (os, arch, var) = (p.os().to_string(), p.architecture().to_string(), p.variant().as_deref());
+            available.push(format!("{os}/{arch}{}", var.map(|v| format!("/{v}")).unwrap_or_default()));
+            platform.matches(&os, &arch, var)
+        }
+        None => false,
+    });
+    chosen.ok_or_else(|| Error::NoPlatform { platform: platform.to_string(), reference: reference.to_string(), available: available.join(", ") })
+}
+
+/// The layers a manifest lists, with diff ids and history from its config
+/// (which must list as many diff ids as the manifest has layers).
+pub(crate) fn layers_of(manifest: &ImageManifest, config: &ImageConfiguration, reference: &str) -> Result<Vec<Layer>> {
+    let diff_ids = diff_ids(config);
     if diff_ids.len() != manifest.layers().len() {
         return Err(Error::Invalid(format!(
-            "{display}: the manifest has {} layers but the config lists {} diff ids",
+            "{reference}: the manifest has {} layers but the config lists {} diff ids",
             manifest.layers().len(),
             diff_ids.len()
         )));
     }
     let mut layers = Vec::new();
-    let mut layer_paths = Vec::new();
     for (i, d) in manifest.layers().iter().enumerate() {
-        let ld = parse_digest(d.digest().as_ref())?;
-        layer_paths.push(blob_path(&ld));
         layers.push(Layer {
             index: i,
-            digest: ld,
+            digest: parse_digest(d.digest().as_ref())?,
             diff_id: diff_ids[i].clone(),
             media_type: d.media_type().to_string(),
             size: Some(d.size()),
             created_by: None,
         });
     }
-    attach_history(&config, &mut layers);
-    Ok(StoreSource {
-        store,
-        image: Image { reference: display, manifest_digest: Some(digest), config_digest, config, config_raw, manifest_raw: Some(bytes), layers, index: None },
-        layer_paths,
-    })
+    attach_history(config, &mut layers);
+    Ok(layers)
 }
 
 fn tags(index: &ImageIndex) -> String {
@@ -264,7 +275,8 @@ fn from_docker_manifest(store: Box<dyn Store>, reference: Option<&str>, path: &P
             digest,
             diff_id: diff_ids[i].clone(),
             media_type: "application/vnd.docker.image.rootfs.diff.tar".into(),
-            size: None,
+            // manifest.json records no sizes: the archive member's.
+            size: store.open(lp)?.map(|(_, size)| size),
             created_by: None,
         });
     }

@@ -183,16 +183,20 @@ pub fn scan_json(image: &str, extra: &[&str], cache: &Path) -> (i32, serde_json:
     (code, v)
 }
 
-/// Asserts a failing run: exit 1, exactly one line on stderr containing all of `needles`.
+/// Asserts a failing run: exit 1, and stderr ends with exactly one error
+/// line containing all of `needles` (progress lines of finished steps may
+/// come before it).
 pub fn assert_error(out: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "expected exit 1, stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "expected one line: {err}");
-    assert!(err.starts_with("error: "), "{err}");
+    let all = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "expected exit 1, stderr: {all}");
+    assert!(!all.contains("panicked"), "{all}");
+    let lines: Vec<&str> = all.trim_end().lines().collect();
+    assert_eq!(lines.iter().filter(|l| l.starts_with("error")).count(), 1, "expected one error line: {all}");
+    let err = lines.last().copied().unwrap_or_default();
+    assert!(err.starts_with("error: "), "the error is not the last line: {all}");
     for n in needles {
-        assert!(err.contains(n), "stderr lacks `{n}`: {err}");
+        assert!(err.contains(n), "the error lacks `{n}`: {all}");
     }
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 /// The packages `apt-get -s upgrade` output says it keeps back, sorted.
@@ -367,4 +371,211 @@ impl StaleImage {
         let image = pack(&[(&rootfs, created_by)], &layout, "stale");
         StaleImage { cache: work.join("cache"), layout, image, _cleanup: Cleanup(vec![work.clone()]), work }
     }
+}
+
+/// The user and password of [`Registry::secure`].
+pub const REGISTRY_USER: (&str, &str) = ("alice", "s3cret");
+
+/// Debian's `docker-registry` (distribution 2.8) on a free port of
+/// 127.0.0.1, storing into its own directory and logging requests to
+/// `registry.log`; stopped when dropped.
+pub struct Registry {
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    pub dir: PathBuf,
+    /// The CA that signed the server's certificate (TLS registries).
+    pub ca: Option<PathBuf>,
+    /// Requests answered by the token server ([`Registry::token`]).
+    pub token_requests: Arc<AtomicUsize>,
+    child: std::process::Child,
+}
+
+impl Registry {
+    /// Plain HTTP, no authentication.
+    pub fn plain() -> Registry {
+        Registry::start(tempdir(), false, None, Arc::default())
+    }
+
+    /// TLS (a certificate for IP 127.0.0.1 from a test CA), no authentication.
+    pub fn tls() -> Registry {
+        Registry::start(tempdir(), true, None, Arc::default())
+    }
+
+    /// TLS and htpasswd basic authentication as [`REGISTRY_USER`].
+    pub fn secure() -> Registry {
+        let dir = tempdir();
+        let out = Command::new("htpasswd").args(["-Bbn", REGISTRY_USER.0, REGISTRY_USER.1]).output().expect("htpasswd (apt-get install apache2-utils)");
+        assert!(out.status.success());
+        std::fs::write(dir.join("htpasswd"), &out.stdout).unwrap();
+        let auth = format!("auth:\n  htpasswd:\n    realm: freshen-test\n    path: {}\n", dir.join("htpasswd").display());
+        Registry::start(dir, true, Some(auth), Arc::default())
+    }
+
+    /// Plain HTTP with bearer tokens, as Docker Hub and most public
+    /// registries do: a token server on another port grants
+    /// [`REGISTRY_USER`] whatever scope it asks for (RS256 JWTs signed
+    /// with openssl, trusted through their `x5c` certificate).
+    pub fn token() -> Registry {
+        let dir = tempdir();
+        let (realm, count) = token_server(&dir);
+        let auth = format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: freshen-test\n    issuer: freshen-test-issuer\n    rootcertbundle: {}\n",
+            dir.join("token.pem").display()
+        );
+        Registry::start(dir, false, Some(auth), count)
+    }
+
+    fn start(dir: PathBuf, tls: bool, auth: Option<String>, token_requests: Arc<AtomicUsize>) -> Registry {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.join("data").display()
+        );
+        let ca = tls.then(|| {
+            make_certs(&dir);
+            config += &format!("  tls:\n    certificate: {}\n    key: {}\n", dir.join("server.pem").display(), dir.join("server.key").display());
+            dir.join("ca.pem")
+        });
+        config += auth.as_deref().unwrap_or("");
+        std::fs::write(dir.join("config.yml"), config).unwrap();
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry (apt-get install docker-registry)");
+        let r = Registry { addr, dir, ca, token_requests, child };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&r.addr).is_ok() {
+                return r;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("docker-registry did not start: {}", r.log());
+    }
+
+    /// `docker://ADDR/NAME`
+    pub fn image(&self, name: &str) -> String {
+        format!("docker://{}/{name}", self.addr)
+    }
+
+    /// Everything the registry logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default()
+    }
+
+    /// The access-log lines of requests `METHOD PATH…` (path prefix), e.g.
+    /// `("PUT", "/v2/app/blobs/uploads/")`, with their status.
+    pub fn requests(&self, method: &str, path_prefix: &str) -> Vec<String> {
+        let needle = format!("\"{method} {path_prefix}");
+        self.log().lines().filter(|l| l.contains(&needle)).map(str::to_string).collect()
+    }
+
+    /// Runs skopeo with `args`, asserting success; returns stdout.
+    pub fn skopeo(&self, args: &[&str]) -> String {
+        let out = Command::new("skopeo").args(args).output().expect("skopeo");
+        assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// A test CA (`ca.pem`) and a server certificate for IP 127.0.0.1 it
+/// signed (`server.pem`, `server.key`), in `dir`.
+fn make_certs(dir: &Path) {
+    let script = "set -e\n\
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=freshen-test-ca 2>/dev/null\n\
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null\n\
+        printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext.cnf\n\
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null\n";
+    let out = Command::new("sh").arg("-c").arg(script).current_dir(dir).output().expect("openssl");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Standard (`+/`, padded) or URL-safe unpadded base64.
+pub fn base64(data: &[u8], url: bool) -> String {
+    let table: &[u8; 64] = if url { b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" } else { b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" };
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(table[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+        if !url {
+            out.push_str(&"=".repeat(3 - chunk.len()));
+        }
+    }
+    out
+}
+
+/// A token server on 127.0.0.1 for [`Registry::token`]: returns its realm
+/// URL and a count of the requests it answered.
+fn token_server(dir: &Path) -> (String, Arc<AtomicUsize>) {
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "token.key", "-out", "token.pem", "-days", "2", "-subj", "/CN=freshen-token"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let der = Command::new("openssl").args(["x509", "-in", "token.pem", "-outform", "DER"]).current_dir(dir).output().unwrap().stdout;
+    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [base64(&der, false)]}).to_string();
+    let key = dir.join("token.key");
+    let expected = format!("Basic {}", base64(format!("{}:{}", REGISTRY_USER.0, REGISTRY_USER.1).as_bytes(), false));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let realm = format!("http://{}/token", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let mut authorized = false;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    authorized |= k.eq_ignore_ascii_case("authorization") && v.trim() == expected;
+                }
+            }
+            c.fetch_add(1, Ordering::SeqCst);
+            let query = line.split_whitespace().nth(1).unwrap_or("").split_once('?').map(|q| q.1.to_string()).unwrap_or_default();
+            let access: Vec<serde_json::Value> = query
+                .split('&')
+                .filter_map(|kv| kv.strip_prefix("scope="))
+                .map(percent_decode)
+                .filter_map(|scope| {
+                    let (rest, actions) = scope.rsplit_once(':')?;
+                    let (kind, name) = rest.split_once(':')?;
+                    Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+                })
+                .collect();
+            let (status, body) = if authorized {
+                let now = chrono::Utc::now().timestamp();
+                let claims = serde_json::json!({"iss": "freshen-test-issuer", "sub": REGISTRY_USER.0, "aud": "freshen-test", "exp": now + 600, "nbf": now - 10, "iat": now - 10, "jti": format!("t{now}"), "access": access});
+                let signing_input = format!("{}.{}", base64(header.as_bytes(), true), base64(claims.to_string().as_bytes(), true));
+                let mut sign = Command::new("openssl").arg("dgst").arg("-sha256").arg("-sign").arg(&key).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+                sign.stdin.take().unwrap().write_all(signing_input.as_bytes()).unwrap();
+                let sig = sign.wait_with_output().unwrap().stdout;
+                ("200 OK", serde_json::json!({"token": format!("{signing_input}.{}", base64(&sig, true))}).to_string())
+            } else {
+                ("401 Unauthorized", r#"{"details":"incorrect username or password"}"#.to_string())
+            };
+            let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    (realm, count)
 }
