@@ -87,22 +87,29 @@ fi
 LAYER_BYTES=$(python3 -c "import json,sys; m=json.load(open(sys.argv[1]+'/index.json'))['manifests'][0]['digest'].split(':')[1]; print(json.load(open(sys.argv[1]+'/blobs/sha256/'+m))['layers'][0]['size'])" "$LAYOUT")
 
 # --- the registry ------------------------------------------------------------
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-rm -rf "$WORK/registry"
-mkdir -p "$WORK/registry"
-cat > "$WORK/registry.yml" <<EOF
+# Each push goes to a registry started afresh on empty storage and a new
+# port, and skopeo's blob info cache is removed, so that neither tool can
+# skip or mount the layer from an earlier run: both upload it.
+REG_PID=
+start_registry() {
+    [[ -n "$REG_PID" ]] && { kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; }
+    rm -rf "$WORK/registry" /var/lib/containers/cache/blob-info-cache-v1.boltdb "${XDG_DATA_HOME:-$HOME/.local/share}/containers/cache/blob-info-cache-v1.boltdb"
+    mkdir -p "$WORK/registry"
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    cat > "$WORK/registry.yml" <<EOF
 version: 0.1
 log: {level: error}
 storage:
   filesystem: {rootdirectory: $WORK/registry}
-  delete: {enabled: true}
 http: {addr: 127.0.0.1:$PORT}
 EOF
-docker-registry serve "$WORK/registry.yml" > "$WORK/registry.log" 2>&1 &
-REG_PID=$!
-trap 'kill $REG_PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
-REG="127.0.0.1:$PORT"
+    docker-registry serve "$WORK/registry.yml" > "$WORK/registry.log" 2>&1 &
+    REG_PID=$!
+    for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+    REG="127.0.0.1:$PORT"
+}
+trap '[[ -n "$REG_PID" ]] && kill $REG_PID 2>/dev/null || true' EXIT
+LAYER_DIGEST=$(python3 -c "import json,sys; m=json.load(open(sys.argv[1]+'/index.json'))['manifests'][0]['digest'].split(':')[1]; print(json.load(open(sys.argv[1]+'/blobs/sha256/'+m))['layers'][0]['digest'].split(':')[1])" "$LAYOUT")
 
 # timed NAME CMD...: appends "seconds maxrss_kb" to $WORK/NAME.times
 timed() {
@@ -113,27 +120,26 @@ timed() {
 rm -f "$WORK"/*.times
 for r in $(seq "$RUNS"); do
     log "run $r/$RUNS"
-    # Each push goes to a fresh repository; the order alternates so neither
-    # tool always finds the registry's disk cache warm.
-    pushes=(skopeo freshen)
-    ((r % 2 == 0)) && pushes=(freshen skopeo)
-    for tool in "${pushes[@]}"; do
-        case $tool in
-            skopeo) timed push-skopeo skopeo copy -q --dest-tls-verify=false "oci:$LAYOUT:big" "docker://$REG/skopeo-$r:1" ;;
-            freshen) timed push-freshen "$FRESHEN" copy -q --tls-verify=false "oci:$LAYOUT:big" "docker://$REG/freshen-$r:1" ;;
-        esac
-    done
-    for tool in "${pushes[@]}"; do
+    # The order alternates so neither tool always runs second.
+    tools=(skopeo freshen)
+    ((r % 2 == 0)) && tools=(freshen skopeo)
+    for tool in "${tools[@]}"; do
+        start_registry
         rm -rf "$WORK/pull"
         case $tool in
-            skopeo) timed pull-skopeo skopeo copy -q --src-tls-verify=false "docker://$REG/skopeo-$r:1" "oci:$WORK/pull:big" ;;
-            freshen) timed pull-freshen "$FRESHEN" copy -q --tls-verify=false "docker://$REG/freshen-$r:1" "oci:$WORK/pull:big" ;;
+            skopeo)
+                timed push-skopeo skopeo copy -q --dest-tls-verify=false "oci:$LAYOUT:big" "docker://$REG/app:1"
+                timed pull-skopeo skopeo copy -q --src-tls-verify=false "docker://$REG/app:1" "oci:$WORK/pull:big" ;;
+            freshen)
+                timed push-freshen "$FRESHEN" copy -q --tls-verify=false "oci:$LAYOUT:big" "docker://$REG/app:1"
+                timed pull-freshen "$FRESHEN" copy -q --tls-verify=false "docker://$REG/app:1" "oci:$WORK/pull:big" ;;
         esac
-        # Both pulls must have written the layer blob.
-        [[ -s "$WORK/pull/blobs/sha256/$(python3 -c "import json,sys; m=json.load(open(sys.argv[1]+'/index.json'))['manifests'][0]['digest'].split(':')[1]; print(json.load(open(sys.argv[1]+'/blobs/sha256/'+m))['layers'][0]['digest'].split(':')[1])" "$LAYOUT")" ]] || die "$tool pull wrote no layer"
+        # The registry received the layer, and the pull wrote it back.
+        [[ -s "$WORK/registry/docker/registry/v2/blobs/sha256/${LAYER_DIGEST:0:2}/$LAYER_DIGEST/data" ]] || die "$tool push stored no layer"
+        [[ -s "$WORK/pull/blobs/sha256/$LAYER_DIGEST" ]] || die "$tool pull wrote no layer"
     done
 done
-rm -rf "$WORK/pull"
+rm -rf "$WORK/pull" "$WORK/registry"
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 col() { awk -v c="$2" '{print $c}' "$WORK/$1.times" | median; }
