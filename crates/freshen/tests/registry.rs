@@ -138,6 +138,12 @@ fn bearer_tokens() {
     let out = freshen(&["scan", &reg.image("app:1"), "--creds", &format!("{user}:bad")], &cache);
     assert_error(&out, &["token request", "authentication failed (401)", "incorrect username or password"]);
     assert!(!stderr(&out).contains(":bad"), "a secret leaked: {}", stderr(&out));
+    // A user allowed to pull but not to push: refused in one line, no tag written.
+    let reader = format!("{}:{}", REGISTRY_READER.0, REGISTRY_READER.1);
+    let out = freshen(&["copy", &original, &reg.image("app:ro"), "--creds", &reader, "-q"], &cache);
+    assert_error(&out, &["app:ro", "denied"]);
+    let out = freshen(&["scan", &reg.image("app:ro"), "--creds", &creds], &cache);
+    assert_error(&out, &["app:ro", "404"]);
 }
 
 #[test]

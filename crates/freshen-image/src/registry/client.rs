@@ -217,8 +217,11 @@ impl Client {
     /// registry's own message.
     pub fn fail(&self, what: &str, resp: Resp) -> Error {
         let status = resp.status();
+        // A token without the rights asked for: the user is known but may not do this.
+        let insufficient = header(&resp, "www-authenticate").is_some_and(|h| h.contains("insufficient_scope"));
         let message = registry_message(&self.read_small(resp, 64 << 10).unwrap_or_default());
         let kind = match status.as_u16() {
+            401 if insufficient => "access denied: the credentials do not allow this".into(),
             401 => {
                 let hint = if self.creds_arg.is_none() && matches!(self.creds.get(), None | Some(Ok(None))) { " (no credentials: use --creds or docker login)" } else { "" };
                 format!("authentication failed{hint}")

@@ -375,6 +375,8 @@ impl StaleImage {
 
 /// The user and password of [`Registry::secure`].
 pub const REGISTRY_USER: (&str, &str) = ("alice", "s3cret");
+/// A user the token server grants only `pull`.
+pub const REGISTRY_READER: (&str, &str) = ("bob", "r3ader");
 
 /// Debian's `docker-registry` (distribution 2.8) on a free port of
 /// 127.0.0.1, storing into its own directory and logging requests to
@@ -504,18 +506,12 @@ impl Drop for Registry {
 
 /// Standard (`+/`, padded) or URL-safe unpadded base64.
 pub fn base64(data: &[u8], url: bool) -> String {
-    let table: &[u8; 64] = if url { b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" } else { b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" };
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(table[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-        if !url {
-            out.push_str(&"=".repeat(3 - chunk.len()));
-        }
+    use base64::Engine as _;
+    if url {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+    } else {
+        base64::engine::general_purpose::STANDARD.encode(data)
     }
-    out
 }
 
 /// A token server on 127.0.0.1 for [`Registry::token`]: returns its realm
@@ -530,7 +526,8 @@ fn token_server(dir: &Path) -> (String, Arc<AtomicUsize>) {
     let der = Command::new("openssl").args(["x509", "-in", "token.pem", "-outform", "DER"]).current_dir(dir).output().unwrap().stdout;
     let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [base64(&der, false)]}).to_string();
     let key = dir.join("token.key");
-    let expected = format!("Basic {}", base64(format!("{}:{}", REGISTRY_USER.0, REGISTRY_USER.1).as_bytes(), false));
+    let basic = |(u, p): (&str, &str)| format!("Basic {}", base64(format!("{u}:{p}").as_bytes(), false));
+    let (writer, ro) = (basic(REGISTRY_USER), basic(REGISTRY_READER));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let realm = format!("http://{}/token", listener.local_addr().unwrap());
     let count = Arc::new(AtomicUsize::new(0));
@@ -541,16 +538,20 @@ fn token_server(dir: &Path) -> (String, Arc<AtomicUsize>) {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut line = String::new();
             let _ = reader.read_line(&mut line);
-            let mut authorized = false;
+            // (authorized, may push)
+            let mut user = (false, false);
             loop {
                 let mut h = String::new();
                 if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
                     break;
                 }
                 if let Some((k, v)) = h.split_once(':') {
-                    authorized |= k.eq_ignore_ascii_case("authorization") && v.trim() == expected;
+                    if k.eq_ignore_ascii_case("authorization") {
+                        user = (v.trim() == writer || v.trim() == ro, v.trim() == writer);
+                    }
                 }
             }
+            let (authorized, may_push) = user;
             c.fetch_add(1, Ordering::SeqCst);
             let query = line.split_whitespace().nth(1).unwrap_or("").split_once('?').map(|q| q.1.to_string()).unwrap_or_default();
             let access: Vec<serde_json::Value> = query
@@ -560,7 +561,8 @@ fn token_server(dir: &Path) -> (String, Arc<AtomicUsize>) {
                 .filter_map(|scope| {
                     let (rest, actions) = scope.rsplit_once(':')?;
                     let (kind, name) = rest.split_once(':')?;
-                    Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+                    let actions: Vec<&str> = actions.split(',').filter(|a| may_push || *a != "push").collect();
+                    Some(serde_json::json!({"type": kind, "name": name, "actions": actions}))
                 })
                 .collect();
             let (status, body) = if authorized {
