@@ -76,14 +76,7 @@ fn write_layout(dir: &Path, tag: Option<&str>, img: &NewImage) -> Result<Digest>
         Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Invalid(format!("{}: {e}", index_path.display())))?,
         Err(_) => serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []}),
     };
-    let mut entry = serde_json::json!({
-        "mediaType": img.manifest_media_type,
-        "digest": manifest_digest.to_string(),
-        "size": img.manifest.len(),
-    });
-    if let Some(t) = tag {
-        entry["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": t});
-    }
+    let entry = index_entry(img, &manifest_digest, tag);
     let manifests = index["manifests"].as_array_mut().ok_or_else(|| Error::Invalid(format!("{}: no manifests array", index_path.display())))?;
     manifests.retain(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str() != tag);
     manifests.push(entry);
@@ -92,7 +85,7 @@ fn write_layout(dir: &Path, tag: Option<&str>, img: &NewImage) -> Result<Digest>
     Ok(manifest_digest)
 }
 
-fn append(b: &mut tar::Builder<File>, name: &str, data: &mut dyn io::Read, size: u64) -> io::Result<()> {
+fn append<W: Write>(b: &mut tar::Builder<W>, name: &str, data: &mut dyn io::Read, size: u64) -> io::Result<()> {
     let mut h = tar::Header::new_gnu();
     h.set_size(size);
     h.set_mode(0o644);
@@ -101,48 +94,79 @@ fn append(b: &mut tar::Builder<File>, name: &str, data: &mut dyn io::Read, size:
     b.append_data(&mut h, name, data)
 }
 
+/// An OCI layout's index entry for `img`, tagged `tag`.
+fn index_entry(img: &NewImage, manifest_digest: &Digest, tag: Option<&str>) -> serde_json::Value {
+    let mut entry = serde_json::json!({
+        "mediaType": img.manifest_media_type,
+        "digest": manifest_digest.to_string(),
+        "size": img.manifest.len(),
+    });
+    if let Some(t) = tag {
+        entry["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": t});
+    }
+    entry
+}
+
 /// A docker-archive holding both forms: `manifest.json` (read by every
-/// `docker load`) and an OCI layout (`index.json`, `blobs/`).
+/// `docker load`) and an OCI layout (`index.json`, `blobs/`). Written in
+/// one pass, each blob streamed from its source into the tar, under a
+/// temporary name renamed into place.
 pub(crate) fn write_archive(path: &Path, reference: Option<&str>, img: &NewImage) -> Result<Digest> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let staging = parent.join(format!(".{}.freshen-{}", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
-    let _ = fs::remove_dir_all(&staging);
-    let res = (|| {
-        let digest = write_layout(&staging, reference, img)?;
-        let config_digest = Digest::of(&img.config);
-        let mut layers: Vec<String> = img.source_layers.iter().map(|l| format!("blobs/sha256/{}", l.digest.hex())).collect();
-        layers.extend(img.new_blobs.iter().map(|(d, _)| format!("blobs/sha256/{}", d.hex())));
-        let tags: Vec<String> = reference.map(|r| vec![if r.contains(':') { r.to_string() } else { format!("{r}:latest") }]).unwrap_or_default();
-        let manifest = serde_json::json!([{"Config": format!("blobs/sha256/{}", config_digest.hex()), "RepoTags": tags, "Layers": layers}]);
-        let manifest = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
-        let tmp = parent.join(format!(".{}.tmp-{}", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
-        let build = || -> io::Result<()> {
-            let mut b = tar::Builder::new(File::create(&tmp)?);
-            append(&mut b, "blobs/", &mut io::empty(), 0)?;
-            append(&mut b, "blobs/sha256/", &mut io::empty(), 0)?;
-            let mut names: Vec<_> = fs::read_dir(staging.join("blobs/sha256"))?.map(|e| e.map(|e| e.file_name())).collect::<io::Result<_>>()?;
-            names.sort();
-            for n in names {
-                let p = staging.join("blobs/sha256").join(&n);
-                let size = fs::metadata(&p)?.len();
-                append(&mut b, &format!("blobs/sha256/{}", n.to_string_lossy()), &mut File::open(&p)?, size)?;
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let config_digest = Digest::of(&img.config);
+    let manifest_digest = Digest::of(&img.manifest);
+    let json = |v: &serde_json::Value| serde_json::to_vec(v).map_err(|e| Error::Invalid(e.to_string()));
+    let index = json(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [index_entry(img, &manifest_digest, reference)],
+    }))?;
+    let mut layers: Vec<String> = img.source_layers.iter().map(|l| format!("blobs/sha256/{}", l.digest.hex())).collect();
+    layers.extend(img.new_blobs.iter().map(|(d, _)| format!("blobs/sha256/{}", d.hex())));
+    let tags: Vec<String> = reference.map(|r| vec![if r.contains(':') { r.to_string() } else { format!("{r}:latest") }]).unwrap_or_default();
+    let legacy = json(&serde_json::json!([{"Config": format!("blobs/sha256/{}", config_digest.hex()), "RepoTags": tags, "Layers": layers}]))?;
+
+    let build = || -> Result<()> {
+        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut b = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, file));
+        let io = |e: io::Error| io_err(path)(e);
+        append(&mut b, "blobs/", &mut io::empty(), 0).map_err(io)?;
+        append(&mut b, "blobs/sha256/", &mut io::empty(), 0).map_err(io)?;
+        let mut seen = std::collections::HashSet::new();
+        for l in img.source_layers {
+            if !seen.insert(l.digest.clone()) {
+                continue;
             }
-            for name in ["index.json", "oci-layout"] {
-                let data = fs::read(staging.join(name))?;
-                append(&mut b, name, &mut &data[..], data.len() as u64)?;
-            }
-            append(&mut b, "manifest.json", &mut &manifest[..], manifest.len() as u64)?;
-            let mut f = b.into_inner()?;
-            f.flush()?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)
-        };
-        if let Err(e) = build() {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err(path)(e));
+            let size = l.size.ok_or_else(|| Error::Invalid(format!("layer {} ({}) has no recorded size", l.index, l.digest)))?;
+            let mut r = img.source.open_layer(l)?;
+            append(&mut b, &format!("blobs/sha256/{}", l.digest.hex()), &mut r, size)
+                .map_err(|e| Error::Layer { index: l.index, digest: l.digest.to_string(), reason: e.to_string() })?;
         }
-        Ok(digest)
-    })();
-    let _ = fs::remove_dir_all(&staging);
-    res
+        for (d, p) in &img.new_blobs {
+            if seen.insert(d.clone()) {
+                let mut f = File::open(p).map_err(io_err(p))?;
+                let size = f.metadata().map_err(io_err(p))?.len();
+                append(&mut b, &format!("blobs/sha256/{}", d.hex()), &mut f, size).map_err(io)?;
+            }
+        }
+        for (d, data) in [(&config_digest, &img.config), (&manifest_digest, &img.manifest)] {
+            if seen.insert(d.clone()) {
+                append(&mut b, &format!("blobs/sha256/{}", d.hex()), &mut &data[..], data.len() as u64).map_err(io)?;
+            }
+        }
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        for (entry, data) in [("index.json", &index[..]), ("oci-layout", &layout[..]), ("manifest.json", &legacy[..])] {
+            append(&mut b, entry, &mut &data[..], data.len() as u64).map_err(io)?;
+        }
+        let f = b.into_inner().map_err(io)?.into_inner().map_err(|e| io(e.into_error()))?;
+        f.sync_all().map_err(io)?;
+        fs::rename(&tmp, path).map_err(io)
+    };
+    if let Err(e) = build() {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(manifest_digest)
 }
