@@ -78,6 +78,10 @@ impl ImageSource for Stacked<'_> {
         let (source, original) = self.parts.get(layer.index).ok_or_else(|| Error::Invalid(format!("no layer {} in the rebased image", layer.index)))?;
         source.open_layer(original)
     }
+
+    fn layer_origin(&self, layer: &Layer) -> Option<&crate::RegistryRef> {
+        self.parts.get(layer.index).and_then(|(source, original)| source.layer_origin(original))
+    }
 }
 
 /// A rebased image, ready for [`crate::write_image`].

@@ -65,6 +65,12 @@ pub trait ImageSource {
     fn registry_origin(&self) -> Option<&crate::RegistryRef> {
         None
     }
+    /// The registry repository one layer can be mounted from (images made
+    /// of several sources answer per layer).
+    fn layer_origin(&self, layer: &Layer) -> Option<&crate::RegistryRef> {
+        let _ = layer;
+        self.registry_origin()
+    }
 }
 
 /// Fills `created_by` for each layer from the config's history, skipping

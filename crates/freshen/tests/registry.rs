@@ -287,3 +287,44 @@ fn patch_through_a_registry() {
     assert_eq!(new_manifest["layers"][0]["digest"], base.as_str());
     assert_eq!(entry["mediaType"], new_manifest["mediaType"]);
 }
+
+/// A rebase inside one registry uploads nothing of either base: the new
+/// base's layer is mounted from its repository, the app's own layer is
+/// already there; only the new config goes up.
+#[test]
+fn rebase_in_a_registry_mounts_the_new_base() {
+    let reg = Registry::plain();
+    let cache = tempdir();
+    let _cleanup = Cleanup(vec![cache.clone()]);
+    let layout = tempdir().join("oci");
+    let (old_root, new_root, app_root) = (Rootfs::new(DEBIAN_OS), Rootfs::new(DEBIAN_OS), Rootfs { dir: tempdir() });
+    old_root.write("etc/base", "old\n");
+    new_root.write("etc/base", "new\n");
+    app_root.write("app/hello", "hello\n");
+    let images = [
+        ("base:1", pack(&[(&old_root.dir, "old base")], &layout, "old")),
+        ("base:2", pack(&[(&new_root.dir, "new base")], &layout, "new")),
+        ("app:1", pack(&[(&old_root.dir, "old base"), (&app_root.dir, "COPY app")], &layout, "app")),
+    ];
+    for (name, image) in &images {
+        let out = freshen(&["copy", image, &reg.image(name), "-q"], &cache);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let uploads = || created(reg.requests("PUT", "/v2/app/blobs/uploads/")).len();
+    let before = uploads();
+    let out = freshen(&["rebase", &reg.image("app:1"), "--onto", &reg.image("base:2"), "--old-base", &reg.image("base:1"), "-o", &reg.image("app:2")], &cache);
+    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(uploads() - before, 1, "only the config is uploaded");
+    let new_layer = raw(&reg, "base:2")["layers"][0]["digest"].as_str().unwrap().to_string();
+    let mounts = created(reg.requests("POST", "/v2/app/blobs/uploads/?mount="));
+    assert!(mounts.iter().any(|l| l.contains(&new_layer.replace(':', "%3A"))), "the new base's layer is mounted: {mounts:?}");
+    let m = raw(&reg, "app:2");
+    let app = raw(&reg, "app:1");
+    assert_eq!(m["layers"][0]["digest"], new_layer.as_str());
+    assert_eq!(m["layers"][1], app["layers"][1], "the app's own layer, unchanged");
+    assert_eq!(m["annotations"]["org.opencontainers.image.base.name"], format!("{}/base:2", reg.addr));
+    // skopeo reads the result whole (every blob is in the repository).
+    let copy = tempdir();
+    reg.skopeo(&["copy", "-q", "--src-tls-verify=false", &reg.image("app:2"), &format!("oci:{}:x", copy.join("oci").display())]);
+    let _ = std::fs::remove_dir_all(&copy);
+}

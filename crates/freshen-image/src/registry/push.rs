@@ -33,19 +33,26 @@ enum Data<'a> {
 /// is rewritten to point at it: the index's own digest is not returned).
 pub(crate) fn push(r: &RegistryRef, img: &NewImage, t: &Transport) -> Result<Digest> {
     let origin = img.source.registry_origin().filter(|o| o.registry == r.registry);
-    let mount_from = origin.filter(|o| o.repository != r.repository).map(|o| o.repository.as_str());
+    // Where each source layer can be mounted from: another repository of
+    // this registry (a rebased image mixes two).
+    let mount_from = |layer: &Layer| img.source.layer_origin(layer).filter(|o| o.registry == r.registry && o.repository != r.repository).map(|o| o.repository.as_str());
     let mut scopes = vec![format!("repository:{}:pull,push", r.repository)];
-    scopes.extend(mount_from.map(|src| format!("repository:{src}:pull")));
-    let pusher = Pusher { client: Client::connect(r, t, scopes)?, mount_from, progress: t.progress.as_ref() };
+    for repo in img.source_layers.iter().filter_map(mount_from) {
+        let scope = format!("repository:{repo}:pull");
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    let pusher = Pusher { client: Client::connect(r, t, scopes)?, progress: t.progress.as_ref() };
 
     for layer in img.source_layers {
-        pusher.blob(&layer.digest, layer.size, Data::Layer(img.source, layer))?;
+        pusher.blob(&layer.digest, layer.size, Data::Layer(img.source, layer), mount_from(layer))?;
     }
     for (digest, path) in &img.new_blobs {
         let size = std::fs::metadata(path).map_err(io_err(path))?.len();
-        pusher.blob(digest, Some(size), Data::File(path))?;
+        pusher.blob(digest, Some(size), Data::File(path), None)?;
     }
-    pusher.blob(&Digest::of(&img.config), Some(img.config.len() as u64), Data::Bytes(&img.config))?;
+    pusher.blob(&Digest::of(&img.config), Some(img.config.len() as u64), Data::Bytes(&img.config), None)?;
 
     let digest = Digest::of(&img.manifest);
     let parent = img.source.image().index.as_ref().filter(|_| origin.is_some_and(|o| o.repository == r.repository));
@@ -81,14 +88,13 @@ fn replace_entry(parent: &ParentIndex, digest: &Digest, size: usize, media_type:
 
 struct Pusher<'a> {
     client: Client,
-    /// A repository of the same registry holding the source's blobs.
-    mount_from: Option<&'a str>,
     progress: &'a dyn Progress,
 }
 
 impl Pusher<'_> {
-    /// Makes sure the repository has blob `digest`.
-    fn blob(&self, digest: &Digest, size: Option<u64>, data: Data) -> Result<()> {
+    /// Makes sure the repository has blob `digest`, mounting it from
+    /// `mount_from` (a repository of the same registry) when it can.
+    fn blob(&self, digest: &Digest, size: Option<u64>, data: Data, mount_from: Option<&str>) -> Result<()> {
         let task = self.progress.begin(&format!("push {}", short(digest)), size);
         let c = &self.client;
         let head = c.send(Method::HEAD, &c.url(&format!("blobs/{digest}")), &[], Body::Empty)?;
@@ -100,7 +106,7 @@ impl Pusher<'_> {
             404 => {}
             _ => return Err(c.fail(&format!("checking blob {digest}"), head)),
         }
-        let location = match self.mount_from {
+        let location = match mount_from {
             Some(from) => {
                 let resp = c.send(Method::POST, &c.url(&format!("blobs/uploads/?mount={}&from={}", encode(&digest.to_string()), encode(from))), &[], Body::Empty)?;
                 if resp.status() == 201 {
