@@ -42,10 +42,23 @@ impl Endpoint {
         Ok(Endpoint::Tcp(if has_port { addr.to_string() } else { format!("{addr}:2375") }))
     }
 
+    /// Connects; a read or write that makes no progress for
+    /// [`IDLE_TIMEOUT`] fails (a hung Engine), however long the whole
+    /// exchange takes (a load answers once every layer is in).
     fn connect(&self) -> io::Result<Box<dyn Stream>> {
         Ok(match self {
-            Endpoint::Unix(path) => Box::new(UnixStream::connect(path)?),
-            Endpoint::Tcp(addr) => Box::new(TcpStream::connect(addr.as_str())?),
+            Endpoint::Unix(path) => {
+                let s = UnixStream::connect(path)?;
+                s.set_read_timeout(Some(IDLE_TIMEOUT))?;
+                s.set_write_timeout(Some(IDLE_TIMEOUT))?;
+                Box::new(s)
+            }
+            Endpoint::Tcp(addr) => {
+                let s = TcpStream::connect(addr.as_str())?;
+                s.set_read_timeout(Some(IDLE_TIMEOUT))?;
+                s.set_write_timeout(Some(IDLE_TIMEOUT))?;
+                Box::new(s)
+            }
         })
     }
 
@@ -57,6 +70,9 @@ impl Endpoint {
         }
     }
 }
+
+/// How long a read or write on the Engine's connection may stall.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A connection to the Engine.
 trait Stream: Read + Write + Send {}
