@@ -25,11 +25,15 @@ pub struct Transport {
     /// Scratch space for large temporary files (an export from the
     /// Docker Engine), removed when done.
     pub tmp_dir: PathBuf,
+    /// Where layers pulled from a registry are kept once verified, so a
+    /// second read (a patch reads the OS layers twice) is local. `None`:
+    /// every read streams from the registry. The caller removes it.
+    pub spool: Option<PathBuf>,
     pub progress: Arc<dyn Progress>,
 }
 
 impl Default for Transport {
     fn default() -> Transport {
-        Transport { creds: None, tls_verify: true, ca_file: None, docker_host: None, tmp_dir: std::env::temp_dir(), progress: crate::progress::silent() }
+        Transport { creds: None, tls_verify: true, ca_file: None, docker_host: None, tmp_dir: std::env::temp_dir(), spool: None, progress: crate::progress::silent() }
     }
 }

@@ -222,7 +222,11 @@ fn patch_through_a_registry() {
 
     // To another repository of the same registry: the base layer is
     // mounted from app, never uploaded; the patch layer and config are.
+    // The layer is pulled once (scanned, then unpacked from the spool).
+    let pulls = || reg.requests("GET", &format!("/v2/app/blobs/{base}")).len();
+    let pulls_before = pulls();
     patch(&reg.image("app:1"), &reg.image("other:1"), &cache);
+    assert_eq!(pulls() - pulls_before, 1, "the base layer is pulled once per patch");
     let mounts = created(reg.requests("POST", "/v2/other/blobs/uploads/?mount="));
     assert_eq!(mounts.len(), 1, "{mounts:?}");
     assert!(mounts[0].contains(&base_hex), "{mounts:?}");

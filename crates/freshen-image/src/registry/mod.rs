@@ -38,6 +38,7 @@ struct RegistrySource {
     origin: RegistryRef,
     image: Image,
     progress: Arc<dyn Progress>,
+    spool: Option<std::path::PathBuf>,
 }
 
 /// Opens `docker://REF` for `platform`.
@@ -72,7 +73,7 @@ pub(crate) fn open(r: &RegistryRef, platform: &Platform, t: &Transport) -> Resul
         layers,
         index: parent,
     };
-    Ok(Box::new(RegistrySource { client, origin: r.clone(), image, progress: t.progress.clone() }))
+    Ok(Box::new(RegistrySource { client, origin: r.clone(), image, progress: t.progress.clone(), spool: t.spool.clone() }))
 }
 
 /// A manifest or index as the registry sent it, its digest verified.
@@ -134,13 +135,22 @@ impl ImageSource for RegistrySource {
     }
 
     fn open_layer(&self, layer: &Layer) -> Result<Box<dyn Read + Send + '_>> {
+        let spooled = self.spool.as_ref().map(|dir| dir.join(layer.digest.hex()));
+        if let Some(f) = spooled.as_ref().and_then(|p| std::fs::File::open(p).ok()) {
+            // Pulled and verified earlier in this run; checked again as it is read.
+            return Ok(Box::new(VerifyingReader::new(io::BufReader::with_capacity(1 << 20, f), layer.digest.clone(), layer.size)));
+        }
         let resp = self.client.send(Method::GET, &self.client.url(&format!("blobs/{}", layer.digest)), &[], Body::Empty)?;
         if resp.status() != 200 {
             return Err(self.client.fail(&format!("layer {} ({})", layer.index, layer.digest), resp));
         }
         let task = self.progress.begin(&format!("pull {}", short(&layer.digest)), layer.size);
         let verified = VerifyingReader::new(resp.into_body().into_reader(), layer.digest.clone(), layer.size);
-        Ok(Box::new(Finishing { inner: Counting::new(verified, task), done: false }))
+        let stream = Finishing { inner: Counting::new(verified, task), done: false };
+        match spooled {
+            Some(path) => Ok(Box::new(Spooling::new(stream, path))),
+            None => Ok(Box::new(stream)),
+        }
     }
 
     fn registry_origin(&self) -> Option<&RegistryRef> {
@@ -162,5 +172,56 @@ impl<R: Read> Read for Finishing<R> {
             self.inner.task().finish("");
         }
         Ok(n)
+    }
+}
+
+/// Copies a verified stream into the spool as it is read: the file gets
+/// its name only when the stream ended cleanly (its digest checked), and
+/// is dropped when the stream fails or is abandoned.
+struct Spooling<R> {
+    inner: R,
+    /// The temporary file and the name it gets at the end.
+    out: Option<(io::BufWriter<std::fs::File>, std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl<R> Spooling<R> {
+    fn new(inner: R, path: std::path::PathBuf) -> Spooling<R> {
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        let out = std::fs::File::create(&tmp).ok().map(|f| (io::BufWriter::with_capacity(1 << 20, f), tmp, path));
+        Spooling { inner, out }
+    }
+
+    /// Stops spooling (a write failed): the stream itself goes on.
+    fn abandon(&mut self) {
+        if let Some((_, tmp, _)) = self.out.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+impl<R: Read> Read for Spooling<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            if let Some((w, _, _)) = &mut self.out {
+                if io::Write::write_all(w, &buf[..n]).is_err() {
+                    self.abandon();
+                }
+            }
+        } else if !buf.is_empty() {
+            if let Some((w, tmp, path)) = self.out.take() {
+                let done = w.into_inner().map_err(|e| e.into_error()).and_then(|_| std::fs::rename(&tmp, &path));
+                if done.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Drop for Spooling<R> {
+    fn drop(&mut self) {
+        self.abandon();
     }
 }

@@ -64,7 +64,7 @@ pub fn run(args: Args) -> Result<u8> {
     let platform = args.common.platform();
     let cache = args.common.cache();
     let progress = crate::progress::reporter();
-    let transport = args.common.transport(progress.clone())?;
+    let (transport, _spool) = args.common.spooling_transport(progress.clone())?;
     let source = freshen_image::open(&input, &platform, &transport)?;
     let fetcher = Fetcher::new(cache.clone());
     let now = chrono::Utc::now();

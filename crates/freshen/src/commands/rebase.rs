@@ -102,7 +102,7 @@ pub fn run(args: Args) -> Result<u8> {
     let onto = parse_image(&args.onto, "--onto")?;
     let output = parse_image(&args.output, "output")?;
     let platform = args.common.platform();
-    let transport = args.common.transport(crate::progress::reporter())?;
+    let (transport, _spool) = args.common.spooling_transport(crate::progress::reporter())?;
     let image = freshen_image::open(&input, &platform, &transport)?;
     let new_base = freshen_image::open(&onto, &platform, &transport)?;
     let old = match &args.old_base {

@@ -37,6 +37,26 @@ impl ImageArgs {
     pub fn transport(&self, progress: Arc<dyn freshen_image::Progress>) -> Result<Transport> {
         self.transport.transport(&self.cache(), progress)
     }
+
+    /// [`ImageArgs::transport`] with a spool for layers pulled from a
+    /// registry, for commands that read layers more than once; the spool
+    /// goes when the returned guard is dropped.
+    pub fn spooling_transport(&self, progress: Arc<dyn freshen_image::Progress>) -> Result<(Transport, Spool)> {
+        let mut t = self.transport(progress)?;
+        let dir = t.tmp_dir.join(format!("freshen-spool-{}-0", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        t.spool = Some(dir.clone());
+        Ok((t, Spool(dir)))
+    }
+}
+
+/// Removes the layer spool when dropped.
+pub struct Spool(PathBuf);
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -73,13 +93,13 @@ impl TransportArgs {
         std::fs::create_dir_all(&tmp_dir).map_err(|e| anyhow::anyhow!("{}: {e}", tmp_dir.display()))?;
         reap_stale(&tmp_dir);
         let _ = SCRATCH.set(tmp_dir.clone());
-        Ok(Transport { creds, tls_verify: self.tls_verify, ca_file: self.ca_file.clone(), docker_host: self.docker_host.clone(), tmp_dir, progress })
+        Ok(Transport { creds, tls_verify: self.tls_verify, ca_file: self.ca_file.clone(), docker_host: self.docker_host.clone(), tmp_dir, spool: None, progress })
     }
 }
 
 static SCRATCH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
-/// Removes scratch files (`freshen-WHAT-PID-N…`) whose process is gone
+/// Removes scratch files and spools (`freshen-WHAT-PID-N…`) whose process is gone
 /// (`own`: this process's too, when it is being interrupted).
 fn remove_scratch(tmp_dir: &Path, own: bool) {
     let Ok(entries) = std::fs::read_dir(tmp_dir) else { return };
@@ -88,7 +108,8 @@ fn remove_scratch(tmp_dir: &Path, own: bool) {
         let pid = name.strip_prefix("freshen-").and_then(|r| r.split('-').nth(1)).and_then(|p| p.parse::<u32>().ok());
         if let Some(pid) = pid {
             if (own && pid == std::process::id()) || !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = std::fs::remove_file(e.path());
+                let path = e.path();
+                let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
             }
         }
     }
