@@ -17,10 +17,9 @@
 
 mod http;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -31,6 +30,7 @@ use crate::progress::Counting;
 use crate::resolve::{open_archive, StoreSource};
 use crate::sink::{write_archive, NewImage};
 use crate::source::{Image, ImageSource, Layer};
+use crate::scratch::TempFile;
 use crate::transport::Transport;
 
 use http::{Body, Endpoint, Failure, Response};
@@ -104,33 +104,6 @@ impl ImageSource for DaemonSource {
 
     fn open_layer(&self, layer: &Layer) -> Result<Box<dyn Read + Send + '_>> {
         self.source.open_layer(layer)
-    }
-}
-
-/// A file in the scratch directory, removed when dropped.
-struct TempFile {
-    path: PathBuf,
-}
-
-impl TempFile {
-    /// A fresh name in `dir`; the file is created by whoever writes it.
-    fn reserve(dir: &Path, what: &str) -> TempFile {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        TempFile { path: dir.join(format!("freshen-{what}-{}-{n}.tar", std::process::id())) }
-    }
-
-    /// [`TempFile::reserve`], creating the file.
-    fn create(dir: &Path, what: &str) -> Result<(TempFile, File)> {
-        let tmp = TempFile::reserve(dir, what);
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp.path).map_err(io_err(&tmp.path))?;
-        Ok((tmp, file))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
     }
 }
 

@@ -332,3 +332,39 @@ fn rebase_in_a_registry_mounts_the_new_base() {
     reg.skopeo(&["copy", "-q", "--src-tls-verify=false", &reg.image("app:2"), &format!("oci:{}:x", copy.join("oci").display())]);
     let _ = std::fs::remove_dir_all(&copy);
 }
+
+/// `docker save` output keeps its layers uncompressed; pushed to a
+/// registry they go up gzipped (as skopeo does), and the image still reads
+/// the same.
+#[test]
+fn uncompressed_layers_are_gzipped_for_the_registry() {
+    let reg = Registry::plain();
+    let cache = tempdir();
+    let _cleanup = Cleanup(vec![cache.clone()]);
+    let original = small_image();
+    let archive = cache.join("saved.tar");
+    reg.skopeo(&["copy", "-q", &original, &format!("docker-archive:{}:app:1", archive.display())]);
+    let out = freshen(&["copy", &format!("docker-archive:{}", archive.display()), &reg.image("plain:1"), "-q"], &cache);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let m = raw(&reg, "plain:1");
+    let layer = &m["layers"][0];
+    assert_eq!(layer["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip", "{m}");
+    let config: Value = serde_json::from_str(&reg.skopeo(&["inspect", "--config", "--tls-verify=false", &reg.image("plain:1")])).unwrap();
+    // The blob, as skopeo copies it out, is one gzip of exactly the tar the diff id names.
+    let out_dir = cache.join("out");
+    reg.skopeo(&["copy", "-q", "--src-tls-verify=false", &reg.image("plain:1"), &format!("oci:{}:x", out_dir.display())]);
+    let blob = std::fs::read(out_dir.join("blobs/sha256").join(layer["digest"].as_str().unwrap().trim_start_matches("sha256:"))).unwrap();
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&blob[..]), &mut tar).unwrap();
+    assert!(blob.len() < tar.len());
+    assert_eq!(freshen_image::Digest::of(&tar).to_string(), config["rootfs"]["diff_ids"][0].as_str().unwrap());
+    let (code, want) = scan_json(&original, &[], &cache);
+    let (code2, got) = scan_json(&reg.image("plain:1"), &[], &cache);
+    assert_eq!((code2, updates(&got)), (code, updates(&want)));
+    // Deterministic: pushing again finds every blob there.
+    let before = created(reg.requests("PUT", "/v2/plain/blobs/uploads/")).len();
+    let out = freshen(&["copy", &format!("docker-archive:{}", archive.display()), &reg.image("plain:2"), "-q"], &cache);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(created(reg.requests("PUT", "/v2/plain/blobs/uploads/")).len(), before, "nothing uploaded twice");
+    assert_eq!(raw(&reg, "plain:2"), m);
+}

@@ -4,13 +4,15 @@
 //! pointing at a partial image.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{self, BufReader, Read};
 
 use ureq::http::Method;
 
 use super::client::{encode, header, Body, Client};
 use super::short;
-use crate::digest::Digest;
+use crate::digest::{Digest, HashingWriter};
+use crate::gzip::ParallelGz;
+use crate::scratch::TempFile;
 use crate::error::{io_err, Error, Result};
 use crate::progress::{Counting, Progress};
 use crate::reference::RegistryRef;
@@ -45,29 +47,83 @@ pub(crate) fn push(r: &RegistryRef, img: &NewImage, t: &Transport) -> Result<Dig
     }
     let pusher = Pusher { client: Client::connect(r, t, scopes)?, progress: t.progress.as_ref() };
 
-    for layer in img.source_layers {
-        pusher.blob(&layer.digest, layer.size, Data::Layer(img.source, layer), mount_from(layer))?;
+    // Layers stored uncompressed (`docker save` output) go up gzipped, as
+    // the manifest then says; the config (diff ids) is unchanged.
+    let (manifest, gzipped) = gzip_plain_layers(img, t)?;
+    for (layer, gz) in img.source_layers.iter().zip(&gzipped) {
+        match gz {
+            Some(g) => pusher.blob(&g.digest, Some(g.size), Data::File(&g.file.path), None)?,
+            None => pusher.blob(&layer.digest, layer.size, Data::Layer(img.source, layer), mount_from(layer))?,
+        }
     }
+    drop(gzipped);
     for (digest, path) in &img.new_blobs {
         let size = std::fs::metadata(path).map_err(io_err(path))?.len();
         pusher.blob(digest, Some(size), Data::File(path), None)?;
     }
     pusher.blob(&Digest::of(&img.config), Some(img.config.len() as u64), Data::Bytes(&img.config), None)?;
 
-    let digest = Digest::of(&img.manifest);
+    let digest = Digest::of(&manifest);
     let parent = img.source.image().index.as_ref().filter(|_| origin.is_some_and(|o| o.repository == r.repository));
     match (parent, &r.tag) {
         (Some(parent), Some(tag)) => {
             // The manifest by digest, then the index (with its entry
             // replaced) under the tag: the tag moves once, atomically.
-            pusher.manifest(&digest.to_string(), &img.manifest, &img.manifest_media_type)?;
-            let index = replace_entry(parent, &digest, img.manifest.len(), &img.manifest_media_type)
+            pusher.manifest(&digest.to_string(), &manifest, &img.manifest_media_type)?;
+            let index = replace_entry(parent, &digest, manifest.len(), &img.manifest_media_type)
                 .map_err(|e| Error::Invalid(format!("{}: index {}: {e}", pusher.client.display, parent.digest)))?;
             pusher.manifest(tag, &index, &parent.media_type)?;
         }
-        _ => pusher.manifest(r.tag.as_deref().unwrap_or(&digest.to_string()), &img.manifest, &img.manifest_media_type)?,
+        _ => pusher.manifest(r.tag.as_deref().unwrap_or(&digest.to_string()), &manifest, &img.manifest_media_type)?,
     }
     Ok(digest)
+}
+
+/// A source layer gzipped for the registry.
+struct Gzipped {
+    file: TempFile,
+    digest: Digest,
+    size: u64,
+}
+
+/// The gzip media type for an uncompressed layer type, if it is one.
+fn gzip_type(media_type: &str) -> Option<&'static str> {
+    match media_type {
+        "application/vnd.docker.image.rootfs.diff.tar" => Some("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+        "application/vnd.oci.image.layer.v1.tar" => Some("application/vnd.oci.image.layer.v1.tar+gzip"),
+        _ => None,
+    }
+}
+
+/// Gzips (deterministically, on all cores) the source layers the manifest
+/// lists as uncompressed tars, into scratch files; returns the manifest
+/// with their descriptors replaced, and per source layer its gzipped blob.
+fn gzip_plain_layers(img: &NewImage, t: &Transport) -> Result<(Vec<u8>, Vec<Option<Gzipped>>)> {
+    let mut manifest: serde_json::Value = serde_json::from_slice(&img.manifest).map_err(|e| Error::Invalid(format!("manifest: {e}")))?;
+    let mut out = Vec::new();
+    for (i, layer) in img.source_layers.iter().enumerate() {
+        let desc = &mut manifest["layers"][i];
+        let plain = desc["digest"].as_str() == Some(layer.digest.to_string().as_str());
+        let Some(gz_type) = gzip_type(desc["mediaType"].as_str().unwrap_or("")).filter(|_| plain) else {
+            out.push(None);
+            continue;
+        };
+        let task = t.progress.begin(&format!("compress {}", super::short(&layer.digest)), layer.size);
+        let (file, f) = TempFile::create(&t.tmp_dir, "gzip")?;
+        let mut reader = Counting::new(img.source.open_layer(layer)?, task);
+        let mut gz = ParallelGz::new(HashingWriter::new(io::BufWriter::with_capacity(CHUNK, f)));
+        let layer_err = |e: io::Error| Error::Layer { index: layer.index, digest: layer.digest.to_string(), reason: e.to_string() };
+        io::copy(&mut reader, &mut gz).map_err(layer_err)?;
+        let (w, digest, size) = gz.finish().map_err(layer_err)?.finish();
+        w.into_inner().map_err(|e| layer_err(e.into_error()))?;
+        reader.task().finish(&format!("{:.1} MB gzipped", size as f64 / 1e6));
+        *desc = serde_json::json!({"mediaType": gz_type, "digest": digest.to_string(), "size": size});
+        out.push(Some(Gzipped { file, digest, size }));
+    }
+    if out.iter().all(Option::is_none) {
+        return Ok((img.manifest.clone(), out));
+    }
+    Ok((serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?, out))
 }
 
 /// The parent index with only `manifests[entry]`'s digest, size and media
