@@ -23,7 +23,7 @@ static REPO: OnceLock<Repo> = OnceLock::new();
 /// The shared hermetic repository, built and served once per test binary.
 pub fn repo() -> &'static Repo {
     REPO.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("freshen-repo-").tempdir().unwrap().keep();
+        let dir = kept_tempdir("freshen-repo-");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make-repo.sh");
         let out = Command::new("bash").arg(&script).arg(&dir).output().expect("run make-repo.sh");
         assert!(out.status.success(), "make-repo.sh failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -109,7 +109,7 @@ pub struct Rootfs {
 
 impl Rootfs {
     pub fn new(os_release: &str) -> Rootfs {
-        let dir = tempfile::Builder::new().prefix("freshen-rootfs-").tempdir().unwrap().keep();
+        let dir = kept_tempdir("freshen-rootfs-");
         let r = Rootfs { dir };
         std::fs::create_dir_all(r.dir.join("etc")).unwrap();
         r.write("usr/lib/os-release", os_release);
@@ -163,7 +163,39 @@ impl Drop for Cleanup {
 }
 
 pub fn tempdir() -> PathBuf {
-    tempfile::Builder::new().prefix("freshen-test-").tempdir().unwrap().keep()
+    kept_tempdir("freshen-test-")
+}
+
+/// Directories made by this test binary, removed when it exits (also
+/// after a failure) unless `FRESHEN_KEEP_TEST_DIRS` is set.
+static TEMP_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" {
+    fn atexit(callback: extern "C" fn()) -> std::os::raw::c_int;
+}
+
+extern "C" fn remove_temp_dirs() {
+    if std::env::var_os("FRESHEN_KEEP_TEST_DIRS").is_some() {
+        return;
+    }
+    let dirs = std::mem::take(&mut *TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()));
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+fn kept_tempdir(prefix: &str) -> PathBuf {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap().keep();
+    let mut dirs = TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    if dirs.is_empty() {
+        // SAFETY: registers a plain function with the C library; it only
+        // removes directories this process made.
+        unsafe {
+            atexit(remove_temp_dirs);
+        }
+    }
+    dirs.push(dir.clone());
+    dir
 }
 
 /// Runs freshen with its own cache directory.
