@@ -31,6 +31,7 @@ use crate::resolve::{open_archive, StoreSource};
 use crate::sink::{write_archive, NewImage};
 use crate::source::{Image, ImageSource, Layer};
 use crate::scratch::TempFile;
+use crate::text::one_line;
 use crate::transport::Transport;
 
 use http::{Body, Endpoint, Failure, Response};
@@ -253,10 +254,6 @@ fn load_error(line: &[u8]) -> Option<String> {
     detail.or_else(|| v.get("error").and_then(|m| m.as_str())).map(str::to_string)
 }
 
-/// Joins a multi-line message onto one line.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 #[cfg(test)]
 mod tests {

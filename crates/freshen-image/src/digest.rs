@@ -24,6 +24,11 @@ impl Digest {
         Ok(Digest { hex: hex.to_string() })
     }
 
+    /// A short form for progress labels: `sha256:0123456789ab`.
+    pub fn short(&self) -> String {
+        format!("sha256:{}", &self.hex[..12])
+    }
+
     /// The digest of `data`.
     pub fn of(data: &[u8]) -> Digest {
         Digest::from_hasher(Sha256::new_with_prefix(data))

@@ -26,6 +26,7 @@ mod resolve;
 mod scratch;
 mod sink;
 mod source;
+mod text;
 mod store;
 mod transport;
 mod write;

@@ -30,14 +30,10 @@ pub struct OldBase {
 impl OldBase {
     /// The base an [`Image`] is, read off its config.
     pub fn of(image: &Image, name: &str) -> OldBase {
-        let diff_ids = image.layers.iter().map(layer_id).collect();
+        let diff_ids = image.layers.iter().map(Layer::content_id).collect();
         let history_len = image.config.history().as_ref().map_or(0, Vec::len);
         OldBase { name: name.to_string(), diff_ids, history_len }
     }
-}
-
-fn layer_id(l: &Layer) -> Digest {
-    l.diff_id.clone().unwrap_or_else(|| l.digest.clone())
 }
 
 /// Checks that `old` is a prefix of `image`'s layers.
@@ -52,7 +48,7 @@ pub fn check_prefix(image: &Image, old: &OldBase) -> Result<()> {
         )));
     }
     for (i, (want, layer)) in old.diff_ids.iter().zip(&image.layers).enumerate() {
-        let got = layer_id(layer);
+        let got = layer.content_id();
         if &got != want {
             return Err(Error::Invalid(format!(
                 "{} is not the base of {}: layer {i} differs (image {got}, base {want})",
@@ -109,16 +105,9 @@ fn layer_type_for(media_type: &str, docker: bool) -> Option<String> {
     pairs.iter().find_map(|(d, o)| if docker { (*o == media_type).then(|| d.to_string()) } else { (*d == media_type).then(|| o.to_string()) })
 }
 
-/// The descriptors of an image's layers: the manifest's own (annotations
-/// kept) or, for images that had none, made from the layers.
-fn descriptors(image: &Image) -> Vec<Value> {
-    let from_manifest = image
-        .manifest_raw
-        .as_deref()
-        .and_then(|m| serde_json::from_slice::<Value>(m).ok())
-        .and_then(|m| m["layers"].as_array().cloned())
-        .filter(|l| l.len() == image.layers.len());
-    from_manifest.unwrap_or_else(|| image.layers.iter().map(|l| json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size.unwrap_or(0)})).collect())
+/// The descriptors of an image's layers (annotations kept).
+fn descriptors(manifest: &Value) -> Vec<Value> {
+    manifest["layers"].as_array().cloned().unwrap_or_default()
 }
 
 /// Puts `image`'s layers above `old` onto `new_base`.
@@ -132,8 +121,8 @@ pub fn rebase<'a>(image: &'a dyn ImageSource, old: &OldBase, new_base: &'a dyn I
     // Config: the image's, with the new base's diff ids and history below its own.
     let mut config: Value = serde_json::from_slice(&img.config_raw).map_err(|e| bad(&format!("config: {e}")))?;
     let base_config: Value = serde_json::from_slice(&base.config_raw).map_err(|e| Error::Invalid(format!("{}: config: {e}", base.reference)))?;
-    let mut diff_ids: Vec<Value> = base.layers.iter().map(|l| json!(layer_id(l).to_string())).collect();
-    diff_ids.extend(img.layers[n_old..].iter().map(|l| json!(layer_id(l).to_string())));
+    let mut diff_ids: Vec<Value> = base.layers.iter().map(|l| json!(l.content_id().to_string())).collect();
+    diff_ids.extend(img.layers[n_old..].iter().map(|l| json!(l.content_id().to_string())));
     config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
     if let Some(history) = config["history"].as_array() {
         let own: Vec<Value> = history.iter().skip(old.history_len).cloned().collect();
@@ -156,12 +145,9 @@ pub fn rebase<'a>(image: &'a dyn ImageSource, old: &OldBase, new_base: &'a dyn I
 
     // Manifest: the image's, in its media type family when every layer has
     // a type in it, else OCI.
-    let mut manifest: Value = match img.manifest_raw.as_deref() {
-        Some(m) => serde_json::from_slice(m).map_err(|e| bad(&format!("manifest: {e}")))?,
-        None => json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST}),
-    };
-    let mut layers = descriptors(base);
-    layers.extend(descriptors(img).into_iter().skip(n_old));
+    let mut manifest = img.manifest()?;
+    let mut layers = descriptors(&base.manifest()?);
+    layers.extend(descriptors(&manifest).into_iter().skip(n_old));
     let mut docker = manifest["mediaType"].as_str().unwrap_or(OCI_MANIFEST).contains("docker");
     if docker && layers.iter().any(|l| layer_type_for(l["mediaType"].as_str().unwrap_or(""), true).is_none()) {
         docker = false;

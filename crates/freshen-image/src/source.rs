@@ -24,6 +24,14 @@ pub struct Layer {
     pub created_by: Option<String>,
 }
 
+impl Layer {
+    /// What identifies the layer's content across images: its diff id, else
+    /// (no config entry) its blob digest.
+    pub fn content_id(&self) -> Digest {
+        self.diff_id.clone().unwrap_or_else(|| self.digest.clone())
+    }
+}
+
 /// A resolved image: one manifest, its config and its layers.
 #[derive(Clone, Debug)]
 pub struct Image {
@@ -41,6 +49,23 @@ pub struct Image {
     /// The image index the manifest was chosen from, when the transport
     /// resolved one (registries): lets a patched image replace its entry.
     pub index: Option<ParentIndex>,
+}
+
+impl Image {
+    /// The manifest as stored, or for an image stored without one (a
+    /// legacy docker-archive) the Docker v2 manifest its config and layers
+    /// imply.
+    pub fn manifest(&self) -> Result<serde_json::Value> {
+        if let Some(raw) = &self.manifest_raw {
+            return serde_json::from_slice(raw).map_err(|e| crate::Error::Invalid(format!("{}: manifest: {e}", self.reference)));
+        }
+        Ok(serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": self.config_digest.to_string(), "size": self.config_raw.len()},
+            "layers": self.layers.iter().map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size.unwrap_or(0)})).collect::<Vec<_>>(),
+        }))
+    }
 }
 
 /// An image index and which of its entries an [`Image`] came from.

@@ -113,8 +113,7 @@ impl LayerCache {
         let layer_err = |e: io::Error| {
             Error::Image(freshen_image::Error::Layer { index: layer.index, digest: label.clone(), reason: e.to_string() })
         };
-        let short = &layer.digest.hex()[..12];
-        let task = self.progress.begin(&format!("unpack layer {} {short}", layer.index), layer.size);
+        let task = self.progress.begin(&format!("unpack layer {} {}", layer.index, layer.digest.short()), layer.size);
         let mut raw = Counting::new(source.open_layer(layer)?, task);
         let unpacked = (|| {
             let stream = decompress(Box::new(&mut raw)).map_err(layer_err)?;

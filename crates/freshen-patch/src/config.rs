@@ -138,20 +138,6 @@ pub fn patch_manifest(original: &Value, base_layers: usize, config: &[u8], layer
     Ok((m, media))
 }
 
-/// A manifest for an image that had none (legacy docker-archive input).
-pub fn synth_manifest(layers: &[freshen_image::Layer]) -> Value {
-    json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json"},
-        "layers": layers.iter().map(|l| json!({
-            "mediaType": "application/vnd.docker.image.rootfs.diff.tar",
-            "digest": l.digest.to_string(),
-            "size": l.size.unwrap_or(0),
-        })).collect::<Vec<_>>(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use freshen_image::{ImageSource, Interest, Layer, LayerBlob, NodeKind, RootFiles
 use serde_json::Value;
 
 use crate::cache::LayerCache;
-use crate::config::{patch_config, patch_manifest, synth_manifest, unpatch, PatchRecord};
+use crate::config::{patch_config, patch_manifest, unpatch, PatchRecord};
 use crate::error::{io_err, Error, Result};
 use crate::layer::{write_patch_layer, Compression, LayerOptions, LayerStats};
 use crate::reuse;
@@ -472,11 +472,7 @@ pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -
     };
     let new_config = patch_config(&base_config, &rec)?;
     let config_bytes = serde_json::to_vec(&new_config).map_err(|e| Error::Invalid(e.to_string()))?;
-    let manifest_value = match &image.manifest_raw {
-        Some(m) => serde_json::from_slice(m).map_err(|e| Error::Invalid(format!("manifest: {e}")))?,
-        None => synth_manifest(&base_layers),
-    };
-    let (manifest, media) = patch_manifest(&manifest_value, n_base, &config_bytes, &built.layer)?;
+    let (manifest, media) = patch_manifest(&image.manifest()?, n_base, &config_bytes, &built.layer)?;
     let manifest = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
     Ok(Outcome::Patched(Box::new(Patched {
         upgraded,

@@ -293,15 +293,7 @@ impl<R: BufRead> Read for ChunkedReader<R> {
 /// Percent-encodes all but unreserved characters and `/:@`, for a path
 /// segment or query value holding an image name.
 pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/:@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::text::percent_encode(s, b"/:@")
 }
 
 #[cfg(test)]

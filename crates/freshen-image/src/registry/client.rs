@@ -14,6 +14,7 @@ use ureq::{Agent, SendBody};
 use super::auth::{self, Challenge, Creds};
 use crate::error::{Error, Result};
 use crate::reference::RegistryRef;
+use crate::text::one_line;
 use crate::transport::Transport;
 
 /// A response whose body is still to be read.
@@ -333,10 +334,6 @@ fn registry_message(body: &[u8]) -> String {
     one_line(&text).to_lowercase()
 }
 
-/// Collapses whitespace (newlines included) to single spaces.
-pub(super) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 /// A URL without its query (upload URLs carry state, tokens may too).
 fn strip_query(url: &str) -> &str {
@@ -345,12 +342,7 @@ fn strip_query(url: &str) -> &str {
 
 /// Percent-encodes a query value.
 pub(super) fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    crate::text::percent_encode(s, b"")
 }
 
 #[cfg(test)]

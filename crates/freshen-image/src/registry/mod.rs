@@ -124,10 +124,6 @@ fn fetch_config(client: &Client, digest: &Digest) -> Result<Vec<u8>> {
     client.read_small(resp, JSON_LIMIT)
 }
 
-/// A short label for progress: `sha256:0123456789ab`.
-fn short(d: &Digest) -> String {
-    format!("sha256:{}", &d.hex()[..12])
-}
 
 impl ImageSource for RegistrySource {
     fn image(&self) -> &Image {
@@ -144,7 +140,7 @@ impl ImageSource for RegistrySource {
         if resp.status() != 200 {
             return Err(self.client.fail(&format!("layer {} ({})", layer.index, layer.digest), resp));
         }
-        let task = self.progress.begin(&format!("pull {}", short(&layer.digest)), layer.size);
+        let task = self.progress.begin(&format!("pull {}", layer.digest.short()), layer.size);
         let verified = VerifyingReader::new(resp.into_body().into_reader(), layer.digest.clone(), layer.size);
         let stream = Finishing { inner: Counting::new(verified, task), done: false };
         match spooled {

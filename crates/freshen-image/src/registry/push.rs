@@ -9,7 +9,6 @@ use std::io::{self, BufReader, Read};
 use ureq::http::Method;
 
 use super::client::{encode, header, Body, Client};
-use super::short;
 use crate::digest::{Digest, HashingWriter};
 use crate::gzip::ParallelGz;
 use crate::scratch::TempFile;
@@ -108,7 +107,7 @@ fn gzip_plain_layers(img: &NewImage, t: &Transport) -> Result<(Vec<u8>, Vec<Opti
             out.push(None);
             continue;
         };
-        let task = t.progress.begin(&format!("compress {}", super::short(&layer.digest)), layer.size);
+        let task = t.progress.begin(&format!("compress {}", layer.digest.short()), layer.size);
         let (file, f) = TempFile::create(&t.tmp_dir, "gzip")?;
         let mut reader = Counting::new(img.source.open_layer(layer)?, task);
         let mut gz = ParallelGz::new(HashingWriter::new(io::BufWriter::with_capacity(CHUNK, f)));
@@ -151,7 +150,7 @@ impl Pusher<'_> {
     /// Makes sure the repository has blob `digest`, mounting it from
     /// `mount_from` (a repository of the same registry) when it can.
     fn blob(&self, digest: &Digest, size: Option<u64>, data: Data, mount_from: Option<&str>) -> Result<()> {
-        let task = self.progress.begin(&format!("push {}", short(digest)), size);
+        let task = self.progress.begin(&format!("push {}", digest.short()), size);
         let c = &self.client;
         let head = c.send(Method::HEAD, &c.url(&format!("blobs/{digest}")), &[], Body::Empty)?;
         match head.status().as_u16() {

@@ -24,19 +24,13 @@ pub fn run(args: Args) -> Result<u8> {
     let transport = args.common.transport(crate::progress::reporter())?;
     let source = freshen_image::open(&input, &platform, &transport)?;
     let image = source.image();
-    let (manifest, media_type) = match &image.manifest_raw {
-        Some(m) => {
-            let v: serde_json::Value = serde_json::from_slice(m).with_context(|| format!("{input}: manifest"))?;
-            (m.clone(), v["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_string())
-        }
-        None => {
-            // A legacy docker-archive has no manifest: make the Docker one.
-            let mut m = freshen_patch::config::synth_manifest(&image.layers);
-            m["config"]["digest"] = serde_json::json!(image.config_digest.to_string());
-            m["config"]["size"] = serde_json::json!(image.config_raw.len());
-            (serde_json::to_vec(&m)?, "application/vnd.docker.distribution.manifest.v2+json".to_string())
-        }
+    // Unchanged bytes when stored; for a legacy docker-archive, the Docker manifest it implies.
+    let value = image.manifest()?;
+    let manifest = match &image.manifest_raw {
+        Some(m) => m.clone(),
+        None => serde_json::to_vec(&value)?,
     };
+    let media_type = value["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_string();
     let img = freshen_image::NewImage {
         source: source.as_ref(),
         source_layers: &image.layers,

@@ -50,15 +50,16 @@ fn find_old_base(image: &Image, new_base: &Image, platform: &Platform, transport
     if let Some((original, n)) = freshen_patch::config::unpatch(&base_config)? {
         let mut old = OldBase {
             name: format!("{} without its freshen patch", new_base.reference),
-            diff_ids: new_base.layers[..n].iter().map(|l| l.diff_id.clone().unwrap_or_else(|| l.digest.clone())).collect(),
+            diff_ids: new_base.layers[..n].iter().map(freshen_image::Layer::content_id).collect(),
             history_len: original["history"].as_array().map_or(0, Vec::len),
         };
         freshen_image::rebase::check_prefix(image, &old).with_context(|| format!("{} is a freshen-patched base", new_base.reference))?;
         // Built on an earlier patch of the same original: that patch layer
         // belongs to the old base too.
         let image_config: Value = serde_json::from_slice(&image.config_raw)?;
-        if layer_comments(&image_config).get(n).is_some_and(|c| c == "freshen patch") {
-            old.diff_ids.push(image.layers[n].diff_id.clone().unwrap_or_else(|| image.layers[n].digest.clone()));
+        let earlier_patch = image.layers.get(n).filter(|_| layer_comments(&image_config).get(n).is_some_and(|c| c == "freshen patch"));
+        if let Some(layer) = earlier_patch {
+            old.diff_ids.push(layer.content_id());
             old.history_len += 1;
             old.name = format!("{} (an earlier freshen patch of {})", old.name, new_base.reference);
         }
