@@ -58,7 +58,10 @@ pub fn fetch_release(fetcher: &Fetcher, system: &System, view: &dyn RootView, so
         String::from_utf8(release).map_err(|_| serr("Release is not UTF-8".into()))?
     };
     let release = Release::parse(&text).map_err(|m| serr(format!("Release file: {m}")))?;
-    release.check_dates(now).map_err(serr)?;
+    let conf = &system.conf;
+    let check_date = source.check_date.unwrap_or_else(|| conf.find_bool("Acquire::Check-Date", true));
+    let check_valid_until = source.check_valid_until.unwrap_or_else(|| conf.find_bool("Acquire::Check-Valid-Until", true));
+    release.check_dates(now, check_valid_until, check_date).map_err(serr)?;
     // The Release must be the suite the sources asked for (apt checks this too).
     if !source.is_flat() {
         let names = [release.suite.as_deref(), release.codename.as_deref()];
@@ -76,11 +79,7 @@ pub fn fetch_release(fetcher: &Fetcher, system: &System, view: &dyn RootView, so
 
 fn offers_of(fetcher: &Fetcher, system: &System, view: &dyn RootView, source: &SourceEntry, wanted: &HashSet<String>, now: DateTime<Utc>) -> Result<Vec<(Archive, Vec<Available>)>> {
     let release = fetch_release(fetcher, system, view, source, now)?;
-    let mut archs = vec![system.native_arch.clone()];
-    archs.extend(system.foreign_archs.iter().cloned());
-    if let Some(only) = &source.architectures {
-        archs.retain(|a| only.contains(a));
-    }
+    let archs = source.architectures_of(&system.native_arch, &system.foreign_archs);
     let components = if source.is_flat() { vec![String::new()] } else { source.components.clone() };
     let mut out = Vec::new();
     for component in components {

@@ -7,6 +7,7 @@
 //! returns the pending updates, which are security fixes, and which
 //! `apt-get upgrade` would hold back. Libraries here never print.
 
+pub mod aptconf;
 pub mod archive;
 pub mod changelog;
 pub mod deb822;
@@ -14,6 +15,7 @@ mod error;
 pub mod fetch;
 pub mod keyring;
 pub mod packages;
+pub mod phasing;
 pub mod policy;
 pub mod preferences;
 pub mod relation;
@@ -27,5 +29,5 @@ pub mod version;
 pub use error::{Error, Result};
 pub use fetch::Fetcher;
 pub use policy::{Archive, Update};
-pub use scan::{apt_conf_value, fetch_deb, scan, Fix, HostInfo, Scan, ScanOptions};
+pub use scan::{fetch_deb, scan, Fix, HostInfo, Scan, ScanOptions};
 pub use system::{OsInfo, RootView, System};

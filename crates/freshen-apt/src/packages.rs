@@ -26,6 +26,10 @@ pub struct Available {
     pub breaks: String,
     pub conflicts: String,
     pub provides: String,
+    /// `Multi-Arch` (`same`, `foreign`, `allowed`).
+    pub multi_arch: Option<String>,
+    /// `Phased-Update-Percentage` (Ubuntu), 100 when absent.
+    pub phased: u8,
     /// Path of the `.deb` below the source's URI.
     pub filename: String,
     pub sha256: String,
@@ -270,6 +274,9 @@ fn parse_stanza(data: &[u8], label: &str, first_line: usize, archive: usize, out
             breaks: p.get("Breaks").unwrap_or("").to_string(),
             conflicts: p.get("Conflicts").unwrap_or("").to_string(),
             provides: p.get("Provides").unwrap_or("").to_string(),
+            multi_arch: p.get("Multi-Arch").map(str::to_string),
+            // apt ignores an invalid value (with a warning) and keeps 100.
+            phased: p.get("Phased-Update-Percentage").and_then(|v| v.trim().parse::<u8>().ok()).filter(|v| *v <= 100).unwrap_or(100),
             filename,
             sha256: sha.value().to_ascii_lowercase(),
             size,

@@ -94,10 +94,19 @@ impl Release {
 
     /// Refuses a Release whose `Valid-Until` has passed or whose `Date` is
     /// in the future (beyond a small clock skew), as apt does.
-    pub fn check_dates(&self, now: DateTime<Utc>) -> Result<(), String> {
-        if let Some(v) = self.valid_until {
+    /// `valid_until`: enforce `Valid-Until` (apt's `Check-Valid-Until`);
+    /// `date`: refuse a `Date` in the future (`Check-Date`, which also
+    /// turns off the `Valid-Until` check when false, as in apt).
+    pub fn check_dates(&self, now: DateTime<Utc>, valid_until: bool, date: bool) -> Result<(), String> {
+        if !date {
+            return Ok(());
+        }
+        if let Some(v) = self.valid_until.filter(|_| valid_until) {
             if v < now {
-                return Err(format!("Release file expired on {} (Valid-Until)", v.format("%Y-%m-%d %H:%M:%S UTC")));
+                return Err(format!(
+                    "Release file expired on {} (Valid-Until; apt's check-valid-until=no turns this check off)",
+                    v.format("%Y-%m-%d %H:%M:%S UTC")
+                ));
             }
         }
         if let Some(d) = self.date {
@@ -155,11 +164,13 @@ mod tests {
         assert_eq!(r.index_path("main", "binary-amd64/Packages").as_deref(), Some("main/binary-amd64/Packages"));
         assert_eq!(r.index_path("updates/main", "binary-amd64/Packages").as_deref(), Some("main/binary-amd64/Packages"));
         let now = parse_date("Fri, 27 Nov 2026 00:00:00 +0000").unwrap();
-        assert!(r.check_dates(now).is_ok());
+        assert!(r.check_dates(now, true, true).is_ok());
         let later = parse_date("Fri, 04 Dec 2026 00:00:00 +0000").unwrap();
-        assert!(r.check_dates(later).unwrap_err().contains("expired"));
+        assert!(r.check_dates(later, true, true).unwrap_err().contains("expired"));
+        assert!(r.check_dates(later, false, true).is_ok());
+        assert!(r.check_dates(later, true, false).is_ok());
         let earlier = parse_date("Wed, 25 Nov 2026 00:00:00 +0000").unwrap();
-        assert!(r.check_dates(earlier).unwrap_err().contains("future"));
+        assert!(r.check_dates(earlier, true, true).unwrap_err().contains("future"));
         assert!(Release::parse("SHA256:\n zz 1 x\n").is_err());
     }
 }

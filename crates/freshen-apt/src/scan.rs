@@ -50,16 +50,36 @@ pub fn scan(fetcher: &Fetcher, view: &(dyn RootView + Sync), opts: &ScanOptions)
     if system.sources.is_empty() {
         return Err(Error::Invalid("the image has no apt sources (/etc/apt/sources.list, /etc/apt/sources.list.d)".into()));
     }
-    let offers = collect_offers(fetcher, &system, view, opts.now, opts.ignore_unreachable)?;
+    let mut offers = collect_offers(fetcher, &system, view, opts.now, opts.ignore_unreachable)?;
+    check_default_release(&system, &offers)?;
+    offers.warnings.extend(system.warnings.iter().cloned());
     let updates = plan(&PlanInput {
         installed: &system.installed,
         available: &offers.available,
         archives: &offers.archives,
         pins: &system.pins,
         native_arch: &system.native_arch,
+        phasing: &system.phasing,
     });
     let fixes = if opts.changelogs { read_fixes(fetcher, &system, &offers, &updates)? } else { Vec::new() };
     Ok(Scan { system, offers, updates, fixes })
+}
+
+/// apt refuses an `APT::Default-Release` that names no archive (by suite,
+/// codename or version) of the sources, unless it is `now` or a `k=v`
+/// expression.
+fn check_default_release(system: &System, offers: &Offers) -> Result<()> {
+    let Some(rel) = system.conf.find("APT::Default-Release").filter(|r| !r.is_empty()) else { return Ok(()) };
+    let glob = crate::preferences::Pattern::parse(rel).map_err(Error::Invalid)?;
+    let named = |v: &Option<String>| v.as_deref().is_some_and(|v| glob.matches(v));
+    let found = rel.as_bytes().get(1) == Some(&b'=')
+        || glob.matches("now")
+        || offers.archives.iter().any(|a| named(&a.release.suite) || named(&a.release.codename) || named(&a.release.version));
+    if found {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!("the value `{rel}` of APT::Default-Release is not a release in the sources (apt refuses it too)")))
+    }
 }
 
 /// Downloads (into the shared cache) the `.deb` of an update's candidate,
@@ -166,35 +186,10 @@ pub struct HostInfo {
     pub reboot_required: bool,
 }
 
-/// Reads an `apt.conf` value such as `APT::Periodic::Unattended-Upgrade`
-/// from `/etc/apt/apt.conf` and `apt.conf.d/*` (later files win).
-pub fn apt_conf_value(view: &dyn RootView, key: &str) -> Option<String> {
-    let mut files = vec!["etc/apt/apt.conf".to_string()];
-    files.extend(view.list("etc/apt/apt.conf.d").into_iter().map(|n| format!("etc/apt/apt.conf.d/{n}")));
-    let mut value = None;
-    for f in files {
-        let Some(data) = view.read(&f) else { continue };
-        for line in String::from_utf8_lossy(data).lines() {
-            let line = line.trim();
-            if line.starts_with("//") || line.starts_with('#') {
-                continue;
-            }
-            if let Some(rest) = line.strip_prefix(key) {
-                if rest.starts_with(char::is_whitespace) || rest.starts_with('"') {
-                    if let Some(v) = rest.split('"').nth(1) {
-                        value = Some(v.to_string());
-                    }
-                }
-            }
-        }
-    }
-    value
-}
-
 impl HostInfo {
     pub fn read(view: &dyn RootView, system: &System) -> HostInfo {
         let installed = system.installed.iter().any(|p| p.name == "unattended-upgrades");
-        let enabled = apt_conf_value(view, "APT::Periodic::Unattended-Upgrade").is_some_and(|v| v != "0" && !v.is_empty());
+        let enabled = system.conf.find("APT::Periodic::Unattended-Upgrade").is_some_and(|v| v != "0" && !v.is_empty());
         let last_run = view
             .mtime("var/lib/apt/periodic/unattended-upgrades-stamp")
             .or_else(|| view.mtime("var/log/unattended-upgrades/unattended-upgrades.log"));

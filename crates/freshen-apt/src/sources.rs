@@ -19,6 +19,11 @@ pub struct SourceEntry {
     pub signed_by: Option<String>,
     /// `trusted=yes`: apt skips signature checks. freshen refuses it.
     pub trusted: bool,
+    /// `check-valid-until=` / `Check-Valid-Until:`; `None` follows
+    /// `Acquire::Check-Valid-Until`.
+    pub check_valid_until: Option<bool>,
+    /// `check-date=` / `Check-Date:`; `None` follows `Acquire::Check-Date`.
+    pub check_date: Option<bool>,
     /// The file and line it came from.
     pub origin: String,
 }
@@ -40,9 +45,28 @@ impl SourceEntry {
         }
     }
 
+    /// The architectures whose indexes apt fetches for this source: the
+    /// system's (native first, then dpkg's foreign ones), limited by
+    /// `arch=` / `Architectures:`.
+    pub fn architectures_of(&self, native: &str, foreign: &[String]) -> Vec<String> {
+        std::iter::once(native.to_string())
+            .chain(foreign.iter().cloned())
+            .filter(|a| self.architectures.as_ref().is_none_or(|only| only.contains(a)))
+            .collect()
+    }
+
     /// A short name for messages: `URI SUITE`.
     pub fn name(&self) -> String {
         format!("{} {}", self.uri, self.suite)
+    }
+}
+
+/// apt's yes/no option values.
+fn yes_no(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" | "on" | "enable" => Some(true),
+        "no" | "false" | "0" | "off" | "disable" => Some(false),
+        _ => None,
     }
 }
 
@@ -69,6 +93,7 @@ pub fn parse_list(text: &str, file: &str, arch: &str) -> Result<Vec<SourceEntry>
         let mut architectures = None;
         let mut signed_by = None;
         let mut trusted = false;
+        let (mut check_valid_until, mut check_date) = (None, None);
         if let Some(r) = rest.strip_prefix('[') {
             let close = r.find(']').ok_or_else(|| perr("unterminated option list `[`".into()))?;
             for opt in r[..close].split_whitespace() {
@@ -77,6 +102,8 @@ pub fn parse_list(text: &str, file: &str, arch: &str) -> Result<Vec<SourceEntry>
                     "arch" => architectures = Some(v.split(',').map(str::to_string).collect()),
                     "signed-by" => signed_by = Some(v.split(',').collect::<Vec<_>>().join(" ")),
                     "trusted" => trusted = v == "yes",
+                    "check-valid-until" => check_valid_until = yes_no(v),
+                    "check-date" => check_date = yes_no(v),
                     _ => {}
                 }
             }
@@ -96,6 +123,8 @@ pub fn parse_list(text: &str, file: &str, arch: &str) -> Result<Vec<SourceEntry>
             architectures,
             signed_by,
             trusted,
+            check_valid_until,
+            check_date,
             origin: format!("{file}:{}", n + 1),
         });
     }
@@ -121,6 +150,8 @@ pub fn parse_sources(text: &str, file: &str, arch: &str) -> Result<Vec<SourceEnt
         let architectures = p.get("Architectures").map(|a| a.split_whitespace().map(str::to_string).collect());
         let signed_by = p.get("Signed-By").map(str::to_string);
         let trusted = p.get("Trusted").is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+        let check_valid_until = p.get("Check-Valid-Until").and_then(yes_no);
+        let check_date = p.get("Check-Date").and_then(yes_no);
         for uri in uris.split_whitespace() {
             for suite in suites.split_whitespace() {
                 if components.is_empty() && !suite.ends_with('/') {
@@ -133,6 +164,8 @@ pub fn parse_sources(text: &str, file: &str, arch: &str) -> Result<Vec<SourceEnt
                     architectures: architectures.clone(),
                     signed_by: signed_by.clone(),
                     trusted,
+                    check_valid_until,
+                    check_date,
                     origin: format!("{file}:{}", p.line),
                 });
             }
@@ -157,6 +190,9 @@ mod tests {
         assert_eq!(s[0].uri, "http://deb.debian.org/debian");
         assert_eq!(s[0].components, vec!["main", "contrib"]);
         assert_eq!(s[0].signed_by.as_deref(), Some("/usr/share/keyrings/k.gpg"));
+        assert_eq!(s[0].check_valid_until, None);
+        let snap = parse_list("deb [check-valid-until=no] http://snapshot.debian.org/archive/debian/20240101T000000Z bookworm main\n", "l", "amd64").unwrap();
+        assert_eq!(snap[0].check_valid_until, Some(false));
         assert_eq!(s[0].dist_url(), "http://deb.debian.org/debian/dists/bookworm");
         assert!(s[1].is_flat());
         assert_eq!(s[1].dist_url(), "http://r");

@@ -20,6 +20,8 @@ pub struct Installed {
     pub provides: String,
     pub depends: String,
     pub essential: bool,
+    /// The dpkg selection is `hold` (`apt-mark hold`): apt never upgrades it.
+    pub held: bool,
     /// The layer that last wrote this package's entry, when known.
     pub layer: Option<usize>,
 }
@@ -68,6 +70,7 @@ fn parse_para(p: &Paragraph<'_>, file: &str) -> Result<Option<Installed>> {
         provides: p.get("Provides").unwrap_or("").to_string(),
         depends: [p.get("Pre-Depends"), p.get("Depends")].into_iter().flatten().collect::<Vec<_>>().join(", "),
         essential: p.get("Essential") == Some("yes"),
+        held: p.get("Status").and_then(|s| s.split_whitespace().next()) == Some("hold"),
         layer: None,
     }))
 }
@@ -128,6 +131,9 @@ mod tests {
         assert_eq!(v[0].source, "glibc");
         assert_eq!(v[0].source_version.to_string(), "2.36-9");
         assert_eq!(v[1].source, "bash");
+        assert!(!v[0].held);
+        let h = parse_status(&S.replace("Status: install ok installed\nArchitecture: amd64\nVersion: 5.2-1", "Status: hold ok installed\nArchitecture: amd64\nVersion: 5.2-1"), "s").unwrap();
+        assert!(h[1].held && !h[0].held);
         let e = parse_status("Package: x\nStatus: install ok installed\nVersion: !!\n", "/var/lib/dpkg/status").unwrap_err();
         assert_eq!(e.to_string(), "/var/lib/dpkg/status:3: invalid version `!!`");
     }

@@ -1,8 +1,10 @@
 //! What an image (or host) says about its packages: OS identity, the dpkg
 //! database, apt sources, pins and trusted keys, read from a file view.
 
+use crate::aptconf::{dir_files, AptConf};
 use crate::error::{Error, Result};
 use crate::keyring::Keyring;
+use crate::phasing::Phasing;
 use crate::preferences::{parse_preferences, Pin};
 use crate::sources::{parse_list, parse_sources, SourceEntry};
 use crate::status::{attribute_layers, parse_status, Installed};
@@ -31,6 +33,7 @@ pub const PATHS: &[&str] = &[
     "var/lib/dpkg/status.d/",
     "var/lib/dpkg/arch",
     "etc/apt/",
+    "etc/machine-id",
     "usr/share/keyrings/",
     "var/lib/apt/periodic/",
     "var/log/unattended-upgrades/unattended-upgrades.log",
@@ -59,6 +62,12 @@ pub struct System {
     pub foreign_archs: Vec<String>,
     pub sources: Vec<SourceEntry>,
     pub pins: Vec<Pin>,
+    /// apt's configuration (`apt.conf`, `apt.conf.d`).
+    pub conf: AptConf,
+    /// How apt on this system treats phased updates.
+    pub phasing: Phasing,
+    /// What apt would warn about while reading this configuration.
+    pub warnings: Vec<String>,
     /// Keys apt trusts for sources without `Signed-By`.
     pub default_keys: Keyring,
     /// Where the dpkg database was read from.
@@ -157,18 +166,21 @@ impl System {
                 sources.extend(parse_sources(&t, &format!("/{path}"), &native_arch)?);
             }
         }
+        let conf = AptConf::load(v)?;
         let mut pins = Vec::new();
-        if let Some(t) = text(v, "etc/apt/preferences") {
-            pins.extend(parse_preferences(&t, "/etc/apt/preferences")?);
+        let mut warnings = Vec::new();
+        // apt reads `preferences` first, then `preferences.d` (files with no
+        // extension or `.pref`); APT::Default-Release comes before both.
+        if let Some(rel) = conf.find("APT::Default-Release").filter(|r| !r.is_empty()) {
+            pins.push(Pin::default_release(rel, "APT::Default-Release").map_err(|m| Error::Invalid(format!("APT::Default-Release: {m}")))?);
         }
-        for name in v.list("etc/apt/preferences.d") {
-            // apt reads files with no extension or `.pref`, skipping others.
-            if name.contains('.') && !name.ends_with(".pref") {
-                continue;
-            }
-            let path = format!("etc/apt/preferences.d/{name}");
+        let mut pref_files = vec!["etc/apt/preferences".to_string()];
+        pref_files.extend(dir_files(v, "etc/apt/preferences.d", "pref"));
+        for path in pref_files {
             if let Some(t) = text(v, &path) {
-                pins.extend(parse_preferences(&t, &format!("/{path}"))?);
+                let prefs = parse_preferences(&t, &format!("/{path}"))?;
+                pins.extend(prefs.pins);
+                warnings.extend(prefs.warnings);
             }
         }
         let mut default_keys = Keyring::default();
@@ -182,7 +194,8 @@ impl System {
                 }
             }
         }
-        Ok(System { os, installed, native_arch, foreign_archs, sources, pins, default_keys, status_path })
+        let phasing = Phasing::new(&conf, v.read("etc/machine-id"));
+        Ok(System { os, installed, native_arch, foreign_archs, sources, pins, conf, phasing, warnings, default_keys, status_path })
     }
 
     /// The keys that may sign `source`'s Release file.

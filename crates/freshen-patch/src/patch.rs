@@ -181,7 +181,7 @@ fn apt_dist_url(source: &freshen_apt::sources::SourceEntry) -> String {
 /// indexes freshen verified and planned with, so apt in the sandbox sees
 /// the same snapshot of the archive (no `apt-get update`: an archive that
 /// publishes while freshen runs cannot change what gets installed).
-fn seed_apt_lists(fetcher: &Fetcher, offers: &freshen_apt::archive::Offers, archs: &[String], lists: &Path) -> Result<()> {
+fn seed_apt_lists(fetcher: &Fetcher, offers: &freshen_apt::archive::Offers, native: &str, foreign: &[String], lists: &Path) -> Result<()> {
     for a in &offers.archives {
         let (dist, apt_dist) = (a.source.dist_url(), apt_dist_url(&a.source));
         for doc in ["InRelease", "Release", "Release.gpg"] {
@@ -190,7 +190,7 @@ fn seed_apt_lists(fetcher: &Fetcher, offers: &freshen_apt::archive::Offers, arch
                 std::fs::write(&dest, body).map_err(io_err(&dest))?;
             }
         }
-        for arch in archs {
+        for arch in &a.source.architectures_of(native, foreign) {
             let Some(index) = freshen_apt::packages::fetch_index(fetcher, &a.source, &a.release, &a.component, arch)? else { continue };
             let url = if a.source.is_flat() { format!("{apt_dist}/Packages") } else { format!("{dist}/{}/binary-{arch}/Packages", a.component) };
             let dest = lists.join(apt_list_name(&url));
@@ -252,9 +252,7 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
         let dest = archives.join("archives").join(archive_name(u));
         std::fs::hard_link(&deb, &dest).or_else(|_| std::fs::copy(&deb, &dest).map(|_| ())).map_err(io_err(&dest))?;
     }
-    let mut archs = vec![ctx.system_arch.clone()];
-    archs.extend(ctx.foreign_archs.iter().cloned());
-    seed_apt_lists(ctx.fetcher, ctx.offers, &archs, &lists)?;
+    seed_apt_lists(ctx.fetcher, ctx.offers, &ctx.system_arch, &ctx.foreign_archs, &lists)?;
     let run_dir = ctx.work.0.join(format!("run-{}", layers.len()));
     sandbox::mount_scratch(&run_dir)?;
     let policy = ctx.work.0.join("policy-rc.d");

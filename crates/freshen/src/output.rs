@@ -56,6 +56,9 @@ struct Summary {
     pending: usize,
     security: usize,
     held_back: usize,
+    /// Of those held back: by `apt-mark hold`, and deferred by phasing.
+    held: usize,
+    phasing: usize,
     oldest_fix: Option<DateTime<Utc>>,
     layers: Vec<usize>,
 }
@@ -68,6 +71,8 @@ fn summarize(r: &Report) -> Summary {
         pending: r.rows.len(),
         security: r.rows.iter().filter(|(u, _)| u.security).count(),
         held_back: r.rows.iter().filter(|(u, _)| u.held_back.is_some()).count(),
+        held: r.rows.iter().filter(|(u, _)| u.held_back.as_deref() == Some(freshen_apt::policy::HELD_BY_SELECTION)).count(),
+        phasing: r.rows.iter().filter(|(u, _)| u.held_back.as_deref().is_some_and(|h| h.starts_with(freshen_apt::policy::PHASING_PREFIX))).count(),
         oldest_fix: r.rows.iter().filter_map(|(_, f)| f.and_then(|f| f.fixed_on)).min(),
         layers,
     }
@@ -85,7 +90,15 @@ fn summary_line(r: &Report, s: &Summary) -> String {
         format!("{} pending ({} security)", plural(s.pending, "update"), s.security)
     };
     if s.held_back > 0 {
-        line.push_str(&format!(", {} held back", s.held_back));
+        let mut why = Vec::new();
+        if s.held > 0 {
+            why.push(format!("{} by apt-mark hold", s.held));
+        }
+        if s.phasing > 0 {
+            why.push(format!("{} phasing", s.phasing));
+        }
+        let why = if why.is_empty() { String::new() } else { format!(" ({})", why.join(", ")) };
+        line.push_str(&format!(", {} held back{why}", s.held_back));
     }
     if let Some(d) = s.oldest_fix {
         line.push_str(&format!(", oldest fix {} days old", (r.now - d).num_days()));
@@ -233,6 +246,8 @@ pub fn json(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             "pending": s.pending,
             "security": s.security,
             "held_back": s.held_back,
+            "held": s.held,
+            "phasing": s.phasing,
             "oldest_fix": s.oldest_fix.map(|d| d.format("%Y-%m-%d").to_string()),
             "exposed_days": s.oldest_fix.map(|d| (r.now - d).num_days()),
             "layers": s.layers,

@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::*;
 
 const PREFS: &str = "Package: pinned\nPin: version 1.0*\nPin-Priority: 1001\n";
@@ -45,46 +42,6 @@ fn main_image() -> (Rootfs, Rootfs, String) {
     (base, app, image)
 }
 
-/// apt's own answer for a root: `apt list --upgradable` and what `apt-get -s upgrade` keeps back.
-fn apt_oracle(root: &Path) -> (Vec<(String, String)>, Vec<String>) {
-    let state = tempdir();
-    let opts = |cmd: &mut Command| {
-        cmd.arg("-o").arg(format!("Dir={}", root.display()))
-            .arg("-o").arg(format!("Dir::State::status={}/var/lib/dpkg/status", root.display()))
-            .arg("-o").arg(format!("Dir::State::Lists={}/lists", state.display()))
-            .arg("-o").arg(format!("Dir::Cache={}/cache", state.display()))
-            .arg("-o").arg(format!("Dir::Log={}/log", state.display()))
-            .arg("-o").arg("APT::Sandbox::User=root")
-            .arg("-o").arg("APT::Architecture=amd64")
-            .arg("-o").arg("APT::Architectures=amd64")
-            .arg("-o").arg("Debug::NoLocking=1");
-    };
-    std::fs::create_dir_all(state.join("lists/partial")).unwrap();
-    std::fs::create_dir_all(state.join("cache/archives/partial")).unwrap();
-    let mut update = Command::new("apt-get");
-    opts(&mut update);
-    let out = update.arg("update").output().unwrap();
-    assert!(out.status.success(), "apt-get update: {}", String::from_utf8_lossy(&out.stderr));
-    let mut list = Command::new("apt");
-    opts(&mut list);
-    let out = list.args(["list", "--upgradable"]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut up: Vec<(String, String)> = text
-        .lines()
-        .filter(|l| l.contains("[upgradable from"))
-        .map(|l| {
-            let name = l.split('/').next().unwrap().to_string();
-            let ver = l.split_whitespace().nth(1).unwrap().to_string();
-            (name, ver)
-        })
-        .collect();
-    up.sort();
-    let mut sim = Command::new("apt-get");
-    opts(&mut sim);
-    let out = sim.args(["-s", "upgrade"]).output().unwrap();
-    (up, kept_back(&String::from_utf8_lossy(&out.stdout)))
-}
-
 #[test]
 fn scan_matches_apt_on_security_pins_notautomatic_epochs_and_held_back() {
     let (root, _app, image) = main_image();
@@ -102,7 +59,8 @@ fn scan_matches_apt_on_security_pins_notautomatic_epochs_and_held_back() {
     ];
     assert_eq!(got, expected);
     // apt agrees on the set, the candidates and what is kept back.
-    let (apt_up, apt_kept) = apt_oracle(&root.dir);
+    let apt = apt_oracle(&root.dir);
+    let (apt_up, apt_kept) = (apt.upgradable, apt.kept_back);
     let ours: Vec<(String, String)> = got.iter().map(|u| (u.0.clone(), u.1.clone())).collect();
     assert_eq!(ours, apt_up);
     assert_eq!(apt_kept, vec!["needy".to_string()]);
@@ -282,7 +240,8 @@ fn release_origin_and_glob_pins_match_apt() {
     let img = pack(&[(&root.dir, "base")], &tempdir().join("oci"), "pins");
     let (_, v) = scan_json(&img, &[], &tempdir());
     let got = updates(&v);
-    let (apt_up, apt_kept) = apt_oracle(&root.dir);
+    let apt = apt_oracle(&root.dir);
+    let (apt_up, apt_kept) = (apt.upgradable, apt.kept_back);
     let ours: Vec<(String, String)> = got.iter().map(|u| (u.0.clone(), u.1.clone())).collect();
     assert_eq!(ours, apt_up);
     assert_eq!(apt_kept, vec!["needy".to_string()]);

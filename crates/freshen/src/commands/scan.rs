@@ -86,5 +86,7 @@ pub fn run(args: Args) -> Result<u8> {
     for w in &scan.offers.warnings {
         eprintln!("warning: skipped source: {w}");
     }
-    Ok(if rows.is_empty() { crate::exit::CLEAN } else { crate::exit::PENDING })
+    // Updates kept back by a dpkg hold or by phasing are listed but do not
+    // make the scan fail: the image's owner chose them, as apt would.
+    Ok(if rows.iter().all(|(u, _)| u.deliberately_held()) { crate::exit::CLEAN } else { crate::exit::PENDING })
 }

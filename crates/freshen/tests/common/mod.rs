@@ -5,6 +5,10 @@
 //! freshen's own layer and layout writers; and a runner for the binary.
 #![allow(dead_code)]
 
+pub mod apt;
+#[allow(unused_imports)]
+pub use apt::{apt_oracle, apt_oracle_with, AptRun};
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
