@@ -27,5 +27,5 @@ pub mod version;
 pub use error::{Error, Result};
 pub use fetch::Fetcher;
 pub use policy::{Archive, Update};
-pub use scan::{apt_conf_value, fetch_deb, scan, Fix, HostInfo, Scan, ScanOptions};
+pub use scan::{apt_conf_value, deb_path, fetch_deb, scan, Fix, HostInfo, Scan, ScanOptions};
 pub use system::{OsInfo, RootView, System};

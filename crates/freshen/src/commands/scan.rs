@@ -84,7 +84,7 @@ pub fn run(args: Args) -> Result<u8> {
         Format::Json => output::json(&report, &mut out)?,
     }
     for w in &scan.offers.warnings {
-        eprintln!("warning: skipped source: {w}");
+        eprintln!("warning: skipped source: {}", freshen_image::escape(w));
     }
     Ok(if rows.is_empty() { crate::exit::CLEAN } else { crate::exit::PENDING })
 }
