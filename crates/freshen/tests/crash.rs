@@ -1,6 +1,7 @@
 //! Crash safety: SIGKILL during unpack, during apt and during layer
 //! writing leaves the source untouched and nothing under the output name,
-//! and the next run (reaping what the dead one left) succeeds.
+//! and the next run (reaping what the dead one left) succeeds; Ctrl-C
+//! during apt reports once, exits 130 and leaves nothing behind.
 //! Needs root, runc and Debian's archive.
 
 mod common;

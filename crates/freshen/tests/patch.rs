@@ -1,8 +1,10 @@
 //! `freshen patch` end to end on the real stale bookworm image: the result
 //! is checked with tools freshen did not write (umoci, skopeo) and with
 //! freshen's own scan; re-patching replaces the patch layer and, with the
-//! archive unchanged, reproduces the same digest. Needs root, runc, umoci,
-//! skopeo and Debian's archive.
+//! archive unchanged, reproduces the same digest. The VEX document is
+//! checked against the OpenVEX schema and packageurl-python. Needs root,
+//! runc, umoci, skopeo, Debian's archive and python3 with packageurl-python
+//! and jsonschema.
 
 mod common;
 
