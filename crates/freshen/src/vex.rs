@@ -131,4 +131,29 @@ mod tests {
         assert_eq!(purl("oci:/tmp/My Layout:patched"), format!("pkg:oci/my%20layout@{d}?tag=patched"));
         assert_eq!(purl("oci:/tmp/layout"), format!("pkg:oci/layout@{d}"));
     }
+
+    #[test]
+    fn one_fixed_statement_per_cve_and_none_without_cves() {
+        let up = |package: &str, cves: &[&str]| Upgraded {
+            package: package.into(),
+            arch: "amd64".into(),
+            from: "1.0-1".into(),
+            to: "1.0-1+deb12u1".into(),
+            source_package: "src".into(),
+            security: true,
+            cves: cves.iter().map(|c| c.to_string()).collect(),
+        };
+        let out = ImageRef::parse("docker://registry.example/app:1-patched").unwrap();
+        let d = Digest::of(b"m");
+        let bookworm = os("debian", "12");
+        let upgraded = [up("libfoo1", &["CVE-2026-2", "CVE-2026-1"]), up("foo-bin", &["CVE-2026-1"]), up("unrelated", &[])];
+        let doc = document(&out, &d, &bookworm, &upgraded, Utc::now()).unwrap();
+        let st = doc["statements"].as_array().unwrap();
+        assert_eq!(st.iter().map(|s| s["vulnerability"]["name"].as_str().unwrap()).collect::<Vec<_>>(), ["CVE-2026-1", "CVE-2026-2"]);
+        assert_eq!(st[0]["products"][0]["@id"], format!("pkg:oci/app@{d}?repository_url=registry.example/app"));
+        let subs: Vec<&str> = st[0]["products"][0]["subcomponents"].as_array().unwrap().iter().map(|c| c["@id"].as_str().unwrap()).collect();
+        assert_eq!(subs, ["pkg:deb/debian/libfoo1@1.0-1%2Bdeb12u1?arch=amd64&distro=debian-12", "pkg:deb/debian/foo-bin@1.0-1%2Bdeb12u1?arch=amd64&distro=debian-12"]);
+        assert!(st.iter().all(|s| s["status"] == "fixed"));
+        assert!(document(&out, &d, &bookworm, &[up("unrelated", &[])], Utc::now()).is_none());
+    }
 }

@@ -293,3 +293,17 @@ fn errors_quote_no_file_content_and_escape_image_text() {
     let out = freshen(&["scan", &format!("docker-archive:{}", hostile.display())], &cache);
     assert_clean_error(&out, &["c\\x1b]0;owned\\x07.json"], &[]);
 }
+
+#[test]
+fn text_output_escapes_image_text() {
+    // The OS name and the layer's command come from the image.
+    let root = Rootfs::new("PRETTY_NAME=\"Evil\x1b]0;owned\x07 OS\"\nID=debian\nVERSION_ID=\"13\"\n");
+    root.with_sources(&format!("deb {} stable main\n", repo().url));
+    root.write("var/lib/dpkg/status", &stanza("hello", "1.0-1"));
+    let img = pack(&[(&root.dir, "RUN echo \x1b[2J\rdone")], &tempdir().join("oci"), "evil");
+    let out = freshen(&["scan", &img], &tempdir());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!text.replace('\n', "").chars().any(char::is_control), "control characters printed: {text:?}");
+    assert!(text.contains("Evil\\x1b]0;owned\\x07 OS") && text.contains("RUN echo \\x1b[2J\\rdone"), "{text}");
+}
