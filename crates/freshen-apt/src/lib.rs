@@ -29,5 +29,5 @@ pub mod version;
 pub use error::{Error, Result};
 pub use fetch::Fetcher;
 pub use policy::{Archive, Update};
-pub use scan::{fetch_deb, scan, Fix, HostInfo, Scan, ScanOptions};
+pub use scan::{deb_path, fetch_deb, scan, Fix, HostInfo, Scan, ScanOptions};
 pub use system::{OsInfo, RootView, System};

@@ -86,7 +86,7 @@ fn check_default_release(system: &System, offers: &Offers) -> Result<()> {
 /// verified against the SHA256 of the signed Packages index.
 pub fn fetch_deb(fetcher: &Fetcher, offers: &Offers, u: &Update) -> Result<PathBuf> {
     let c = &u.candidate;
-    let dest = fetcher.cache_dir().join("debs").join(format!("{}.deb", c.sha256));
+    let dest = deb_path(fetcher, u);
     if dest.is_file() {
         return Ok(dest);
     }
@@ -95,6 +95,12 @@ pub fn fetch_deb(fetcher: &Fetcher, offers: &Offers, u: &Update) -> Result<PathB
         return Err(Error::Unreachable { url, message: "not found (404)".into() });
     }
     Ok(dest)
+}
+
+/// Where [`fetch_deb`] keeps an update's `.deb` (named by its SHA256): a
+/// file there is already downloaded and verified.
+pub fn deb_path(fetcher: &Fetcher, u: &Update) -> PathBuf {
+    fetcher.cache_dir().join("debs").join(format!("{}.deb", u.candidate.sha256))
 }
 
 /// Percent-encodes a pool path as apt does (`:` of epochs, `%`, spaces...).

@@ -187,7 +187,7 @@ pub fn read_layers_files(source: &dyn ImageSource, layers: &[crate::Layer], inte
     let mut files = RootFiles::default();
     for layer in layers {
         let raw = source.open_layer(layer)?;
-        let layer_err = |e: io::Error| Error::Layer { index: layer.index, digest: layer.digest.to_string(), reason: e.to_string() };
+        let layer_err = |e: io::Error| Error::Layer { index: layer.index, digest: layer.digest.to_string(), reason: crate::text::tar_error(&e) };
         // Reading and hashing run on their own thread, decompression and
         // the tar walk on this one.
         pipelined(raw, |raw| {

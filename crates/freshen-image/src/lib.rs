@@ -40,6 +40,7 @@ pub use progress::{Progress, Task};
 pub use reference::{ImageRef, RegistryRef};
 pub use resolve::{open, open_local, StoreSource};
 pub use sink::{write_image, NewImage};
+pub use text::{escape, percent_encode, tar_error};
 pub use source::{Image, ImageSource, Layer, ParentIndex};
 pub use transport::Transport;
 pub use write::{set_special, write_layer_from_dir, write_oci_layout, LayerBlob, LayoutImage};

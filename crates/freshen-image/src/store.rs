@@ -76,7 +76,7 @@ impl TarStore {
         let file = File::open(path).map_err(io_err(path))?;
         let mut archive = tar::Archive::new(std::io::BufReader::new(file));
         let mut members = HashMap::new();
-        let bad = |e: std::io::Error| Error::Invalid(format!("{}: not a readable tar archive: {e}", path.display()));
+        let bad = |e: std::io::Error| Error::Invalid(format!("{}: not a readable tar archive: {}", path.display(), crate::text::tar_error(&e)));
         for entry in archive.entries_with_seek().map_err(bad)? {
             let entry = entry.map_err(bad)?;
             if !matches!(entry.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Continuous) {

@@ -38,6 +38,8 @@ pub struct PatchOptions {
 #[derive(Clone, Debug)]
 pub struct Upgraded {
     pub package: String,
+    /// The package's architecture as dpkg records it (`amd64`, `i386`, `all`).
+    pub arch: String,
     pub from: String,
     pub to: String,
     pub source_package: String,
@@ -48,6 +50,8 @@ pub struct Upgraded {
 /// A patch ready to be written.
 pub struct Patched {
     pub upgraded: Vec<Upgraded>,
+    /// The image's OS (os-release), for the package URLs of a VEX document.
+    pub os: freshen_apt::OsInfo,
     /// Updates in scope that `apt-get upgrade` would hold back, with reasons.
     pub held_back: Vec<(String, String)>,
     pub layer: LayerBlob,
@@ -125,7 +129,8 @@ fn archive_name(u: &Update) -> String {
 
 /// Downloads (or finds in the cache) the `.deb` of every planned update,
 /// each checked against the SHA256 of the signed index, four at a time.
-fn prefetch_debs(fetcher: &Fetcher, offers: &freshen_apt::archive::Offers, todo: &[(usize, &Update)]) -> Result<Vec<PathBuf>> {
+/// `task` counts the bytes of the ones not yet in the cache.
+fn prefetch_debs(fetcher: &Fetcher, offers: &freshen_apt::archive::Offers, todo: &[(usize, &Update)], task: &dyn freshen_image::Task) -> Result<Vec<PathBuf>> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut results: Vec<Option<Result<PathBuf>>> = (0..todo.len()).map(|_| None).collect();
     let done: Vec<(usize, Result<PathBuf>)> = std::thread::scope(|scope| {
@@ -136,6 +141,9 @@ fn prefetch_debs(fetcher: &Fetcher, offers: &freshen_apt::archive::Offers, todo:
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some((_, u)) = todo.get(i) else { break };
+                        if !freshen_apt::deb_path(fetcher, u).is_file() {
+                            task.inc(u.candidate.size);
+                        }
                         out.push((i, freshen_apt::fetch_deb(fetcher, offers, u).map_err(|e| Error::Invalid(format!("downloading {} {}: {e}", u.package, u.candidate.version)))));
                     }
                     out
@@ -245,9 +253,11 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
     for d in [lists.join("partial"), archives.join("archives/partial")] {
         std::fs::create_dir_all(&d).map_err(io_err(&d))?;
     }
-    let task = opts.progress.begin(&format!("download {} packages", ctx.todo.len()), None);
-    let debs = prefetch_debs(ctx.fetcher, ctx.offers, ctx.todo)?;
-    task.finish("");
+    // Reading changelogs while planning already downloaded most of them.
+    let missing: Vec<u64> = ctx.todo.iter().filter(|(_, u)| !freshen_apt::deb_path(ctx.fetcher, u).is_file()).map(|(_, u)| u.candidate.size).collect();
+    let task = opts.progress.begin(&format!("download {} packages", ctx.todo.len()), Some(missing.iter().sum()));
+    let debs = prefetch_debs(ctx.fetcher, ctx.offers, ctx.todo, task.as_ref())?;
+    task.finish(&if missing.is_empty() { "all in the cache".to_string() } else { String::new() });
     for ((_, u), deb) in ctx.todo.iter().zip(debs) {
         let dest = archives.join("archives").join(archive_name(u));
         std::fs::hard_link(&deb, &dest).or_else(|_| std::fs::copy(&deb, &dest).map(|_| ())).map_err(io_err(&dest))?;
@@ -371,7 +381,10 @@ pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -
     let base_layers: Vec<Layer> = image.layers[..n_base].to_vec();
     let files = freshen_image::read_layers_files(source, &base_layers, &interest())?;
     let view = View(files);
+    // Reading changelogs downloads the updates' debs.
+    let task = opts.progress.begin("plan: read the archive and the updates' changelogs", None);
     let scan = freshen_apt::scan(fetcher, &view, &ScanOptions { now: opts.now, ignore_unreachable: false, changelogs: true })?;
+    task.finish("");
     let in_scope: Vec<(usize, &Update)> = scan.updates.iter().enumerate().filter(|(_, u)| opts.all || u.security).collect();
     let held_back: Vec<(String, String)> = in_scope.iter().filter_map(|(_, u)| u.held_back.clone().map(|r| (u.package.clone(), r))).collect();
     let todo: Vec<(usize, &Update)> = in_scope.into_iter().filter(|(_, u)| u.held_back.is_none()).collect();
@@ -451,6 +464,7 @@ pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -
         .filter(|(_, u)| after.get(u.package.as_str()).is_some_and(|v| *v != u.installed.to_string()))
         .map(|(i, u)| Upgraded {
             package: u.package.clone(),
+            arch: u.arch.clone(),
             from: u.installed.to_string(),
             to: after.get(u.package.as_str()).map(|v| v.to_string()).unwrap_or_default(),
             source_package: u.candidate.source.clone(),
@@ -474,6 +488,7 @@ pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -
     let manifest = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
     Ok(Outcome::Patched(Box::new(Patched {
         upgraded,
+        os: scan.system.os.clone(),
         held_back,
         layer: built.layer,
         layer_path: built.layer_path,

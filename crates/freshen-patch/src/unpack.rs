@@ -180,7 +180,7 @@ impl Unpacker<'_> {
     }
 
     fn read_err(&self, e: io::Error) -> Error {
-        Error::Invalid(format!("layer {}: reading the archive: {e}", self.label))
+        Error::Invalid(format!("layer {}: reading the archive: {}", self.label, freshen_image::tar_error(&e)))
     }
 
     /// An I/O error on the cleaned path `comps` (the path is for messages only).

@@ -3,8 +3,10 @@
 mod commands;
 mod output;
 mod progress;
+mod vex;
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use clap::{Parser, Subcommand};
 
@@ -42,11 +44,21 @@ enum Command {
     Rebase(commands::rebase::Args),
 }
 
+/// Whether the process is still running, was interrupted (Ctrl-C), or has
+/// its result: exactly one of the Ctrl-C handler and `main` reports.
+static STATE: AtomicU8 = AtomicU8::new(RUNNING);
+const RUNNING: u8 = 0;
+const INTERRUPTED: u8 = 1;
+const FINISHED: u8 = 2;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     progress::set_quiet(cli.quiet);
     // Ctrl-C: stop sandboxed containers, unmount and remove work directories.
     let _ = ctrlc::set_handler(|| {
+        if STATE.compare_exchange(RUNNING, INTERRUPTED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return; // the result is being printed; the process is exiting anyway
+        }
         progress::clear();
         freshen_patch::cleanup::cleanup_active();
         commands::transport::remove_own_scratch();
@@ -59,13 +71,37 @@ fn main() -> ExitCode {
         Command::Rebase(args) => commands::rebase::run(args),
         Command::Copy(args) => commands::copy::run(args),
     };
+    // A command that failed because of Ctrl-C (its child processes got the
+    // signal too) leaves the report to the handler, which exits with 130.
+    if STATE.compare_exchange(RUNNING, FINISHED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        loop {
+            std::thread::park();
+        }
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             progress::clear();
-            let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("error: {msg}");
+            eprintln!("error: {}", error_line(&e));
             ExitCode::from(exit::ERROR)
         }
     }
+}
+
+/// The error and its causes on one line (`a: b: c`), a cause its parent's
+/// message already ends with (`{path}: {source}`) said once, control
+/// characters from images and registries escaped.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.ends_with(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    freshen_image::escape(&msg.replace('\n', " ")).into_owned()
 }

@@ -1,11 +1,12 @@
 //! Output sinks for a scan: a human table and JSON. Both read one
 //! [`Report`]; neither decides anything.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use freshen_apt::{Fix, HostInfo, Scan, Update};
+use freshen_apt::{Fix, HostInfo, Scan, System, Update};
 use freshen_image::Image;
 use serde_json::{json, Value};
 
@@ -113,8 +114,12 @@ fn summary_line(r: &Report, s: &Summary) -> String {
 pub fn text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let sys = &r.scan.system;
     let os = sys.os.pretty_name.clone().or_else(|| sys.os.id.clone()).unwrap_or_else(|| "unknown OS".into());
-    writeln!(out, "{}: {os}, {}, {} packages installed", r.reference, sys.native_arch, sys.installed.len())?;
+    // Every line carries text from the image (names, versions, layer
+    // commands): control characters in it are escaped.
+    let mut line_out = |line: &str| writeln!(out, "{}", freshen_image::escape(line));
+    line_out(&format!("{}: {os}, {}, {} packages installed", r.reference, sys.native_arch, sys.installed.len()))?;
     if !r.rows.is_empty() {
+        let multi_arch = names_with_several_archs(sys);
         let mut rows: Vec<[String; 7]> = vec![[
             "SOURCE".into(),
             "PACKAGE".into(),
@@ -142,7 +147,7 @@ pub fn text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             }
             rows.push([
                 src,
-                u.package.clone(),
+                package_label(sys, &multi_arch, u),
                 u.installed.to_string(),
                 u.candidate.version.to_string(),
                 u.suite.clone(),
@@ -157,7 +162,7 @@ pub fn text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 line.push_str(&format!("{:<w$}  ", row[c], w = *w));
             }
             line.push_str(&row[6]);
-            writeln!(out, "{}", line.trim_end())?;
+            line_out(line.trim_end())?;
         }
     }
     if let Some(h) = &r.host {
@@ -171,9 +176,30 @@ pub fn text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             (true, false) => format!("installed but not enabled{last}"),
             (true, true) => format!("enabled{last}"),
         };
-        writeln!(out, "host: unattended-upgrades {uu}; reboot {}", if h.reboot_required { "required" } else { "not required" })?;
+        line_out(&format!("host: unattended-upgrades {uu}; reboot {}", if h.reboot_required { "required" } else { "not required" }))?;
     }
-    writeln!(out, "{}", summary_line(r, &summarize(r)))
+    line_out(&summary_line(r, &summarize(r)))
+}
+
+/// Names installed for more than one architecture (`zlib1g:amd64` and
+/// `zlib1g:i386`).
+fn names_with_several_archs(sys: &System) -> HashSet<&str> {
+    let mut archs: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for p in &sys.installed {
+        archs.entry(p.name.as_str()).or_default().insert(if p.arch == "all" { sys.native_arch.as_str() } else { p.arch.as_str() });
+    }
+    archs.into_iter().filter(|(_, a)| a.len() > 1).map(|(n, _)| n).collect()
+}
+
+/// A package as apt names it: `name:arch` for a foreign architecture or a
+/// name installed for several, else `name`.
+fn package_label(sys: &System, multi_arch: &HashSet<&str>, u: &Update) -> String {
+    let foreign = u.arch != sys.native_arch && u.arch != "all";
+    if foreign || multi_arch.contains(u.package.as_str()) {
+        format!("{}:{}", u.package, u.arch)
+    } else {
+        u.package.clone()
+    }
 }
 
 pub fn json(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {

@@ -1,6 +1,7 @@
 //! Crash safety: SIGKILL during unpack, during apt and during layer
 //! writing leaves the source untouched and nothing under the output name,
-//! and the next run (reaping what the dead one left) succeeds.
+//! and the next run (reaping what the dead one left) succeeds; Ctrl-C
+//! during apt reports once, exits 130 and leaves nothing behind.
 //! Needs root, runc and Debian's archive.
 
 mod common;
@@ -16,15 +17,15 @@ fn any_entry(dir: &Path, pred: &dyn Fn(&Path) -> bool) -> bool {
     rd.flatten().any(|e| pred(&e.path()))
 }
 
-/// Starts `freshen patch` and SIGKILLs it as soon as `cond` holds.
-fn kill_when(args: &[&str], cache: &Path, what: &str, cond: &dyn Fn() -> bool) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_freshen")).args(args).env("FRESHEN_CACHE", cache).spawn().unwrap();
+/// Starts `freshen patch` in a process group of its own (as a shell runs
+/// a foreground job) and returns it as soon as `cond` holds.
+fn start_until(args: &[&str], cache: &Path, what: &str, cond: &dyn Fn() -> bool) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_freshen")).args(args).env("FRESHEN_CACHE", cache).stderr(std::process::Stdio::piped()).process_group(0).spawn().unwrap();
     let start = Instant::now();
     loop {
         if cond() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return;
+            return child;
         }
         if let Some(status) = child.try_wait().unwrap() {
             panic!("freshen finished ({status}) before it was {what}");
@@ -32,6 +33,18 @@ fn kill_when(args: &[&str], cache: &Path, what: &str, cond: &dyn Fn() -> bool) {
         assert!(start.elapsed() < Duration::from_secs(300), "never saw freshen {what}");
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Starts `freshen patch` and SIGKILLs it as soon as `cond` holds.
+fn kill_when(args: &[&str], cache: &Path, what: &str, cond: &dyn Fn() -> bool) {
+    let mut child = start_until(args, cache, what, cond);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// apt is running in the sandbox of a run with this cache.
+fn running_apt(cache: &Path) -> bool {
+    any_entry(&cache.join("work"), &|w| std::fs::metadata(w.join("bundle/output.log")).map(|m| m.len() > 0).unwrap_or(false))
 }
 
 #[test]
@@ -45,9 +58,7 @@ fn sigkill_at_any_phase_then_a_normal_run_succeeds() {
     let work_dirs = cache.join("work");
 
     kill_when(&args, &cache, "unpacking a layer", &|| any_entry(&cache.join("layers"), &|p| p.file_name().unwrap().to_string_lossy().starts_with(".tmp-")));
-    kill_when(&args, &cache, "running apt", &|| {
-        any_entry(&work_dirs, &|w| std::fs::metadata(w.join("bundle/output.log")).map(|m| m.len() > 0).unwrap_or(false))
-    });
+    kill_when(&args, &cache, "running apt", &|| running_apt(&cache));
     kill_when(&args, &cache, "writing the layer", &|| {
         any_entry(&work_dirs, &|w| any_entry(w, &|run| run.file_name().unwrap().to_string_lossy().starts_with("run-") && any_entry(&run.join("blobs"), &|_| true)))
     });
@@ -60,6 +71,26 @@ fn sigkill_at_any_phase_then_a_normal_run_succeeds() {
     let (code, _) = scan_json(&out, &["--only", "security"], &cache);
     assert_eq!(code, 0);
     assert!(!any_entry(&work_dirs, &|_| true), "work directories left behind");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(cache.to_str().unwrap()), "mounts left behind");
+}
+
+#[test]
+fn ctrl_c_during_apt_prints_one_error_and_exits_130() {
+    let stale = StaleImage::new("base");
+    let (layout, image, cache) = (stale.layout.clone(), stale.image.clone(), stale.cache.clone());
+    let out = format!("oci:{}:patched", layout.display());
+    let child = start_until(&["patch", image.as_str(), "-o", out.as_str()], &cache, "running apt", &|| running_apt(&cache));
+    // Ctrl-C on a terminal: SIGINT to the whole foreground process group,
+    // runc and apt included, so the command fails while the handler cleans up.
+    let st = Command::new("kill").args(["-INT", "--", &format!("-{}", child.id())]).status().unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors, ["error: interrupted"], "{stderr}");
+    assert!(!any_entry(&cache.join("work"), &|_| true), "work directories left behind");
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(!mounts.contains(cache.to_str().unwrap()), "mounts left behind");
 }

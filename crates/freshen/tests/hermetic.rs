@@ -297,3 +297,26 @@ fn distroless_status_d() {
     assert_eq!(updates(&v), vec![("hello".to_string(), "1.0-2".to_string(), false, false)]);
     assert_eq!(v["updates"][0]["layer"]["index"], 0);
 }
+
+#[test]
+fn multi_arch_packages_show_their_arch() {
+    let root = Rootfs::new(DEBIAN_OS);
+    root.with_sources(&format!("deb {} multiarch main\n", repo().url));
+    root.write("var/lib/dpkg/arch", "amd64\ni386\n");
+    let mut status = stanza("dpkg", "1.0") + &stanza("plain", "1.0");
+    for (name, arch) in [("libmulti", "amd64"), ("libmulti", "i386"), ("onlyi386", "i386")] {
+        status += &stanza(name, "1.0").replace("Architecture: amd64", &format!("Architecture: {arch}\nMulti-Arch: same"));
+    }
+    root.write("var/lib/dpkg/status", &status);
+    let image = pack(&[(&root.dir, "base")], &tempdir().join("oci"), "multi");
+    let out = freshen(&["scan", &image], &tempdir());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    // The PACKAGE column, as apt names them: the arch for a foreign one and
+    // for a name installed for two; a plain native package stays plain.
+    let header = text.lines().find(|l| l.starts_with("SOURCE")).unwrap_or_else(|| panic!("no table: {text}"));
+    let col = header.find("PACKAGE").unwrap();
+    let mut names: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("SOURCE")).skip(1).take_while(|l| !l.contains(" pending")).filter(|l| l.len() > col).map(|l| l[col..].split_whitespace().next().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["libmulti:amd64", "libmulti:i386", "onlyi386:i386", "plain"], "{text}");
+}

@@ -255,7 +255,55 @@ fn bad_references_and_paths() {
     let junk = tempdir().join("junk.tar");
     std::fs::write(&junk, b"this is not a tar archive at all").unwrap();
     assert_error(&freshen(&["scan", &format!("docker-archive:{}", junk.display())], &cache), &["junk.tar"]);
-    assert_error(&freshen(&["scan", "dir:/nonexistent/root"], &cache), &["/nonexistent/root"]);
+    // The OS error is said once, not once per error in the chain.
+    let out = freshen(&["scan", "dir:/nonexistent/root"], &cache);
+    assert_error(&out, &["/nonexistent/root"]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr).matches("No such file or directory").count(), 1, "{}", String::from_utf8_lossy(&out.stderr));
     assert_error(&freshen(&["scan", "docker://Registry/App"], &cache), &["invalid repository name"]);
     assert_error(&freshen(&["scan", "docker-daemon:app@sha256:00"], &cache), &["invalid image reference"]);
+}
+
+/// The error of `out` with no control character and none of `quoted`.
+fn assert_clean_error(out: &std::process::Output, needles: &[&str], quoted: &[&str]) {
+    assert_error(out, needles);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.trim_end().chars().any(char::is_control), "control characters printed: {err:?}");
+    for q in quoted {
+        assert!(!err.contains(q), "file content `{q}` quoted: {err:?}");
+    }
+}
+
+#[test]
+fn errors_quote_no_file_content_and_escape_image_text() {
+    let cache = tempdir();
+    let dir = tempdir();
+    // Not a tar archive: the header's numeric fields are terminal escapes.
+    let random = dir.join("random");
+    std::fs::write(&random, b"\x1b]0;owned\x07\x1b[2J\r\xff".repeat(100)).unwrap();
+    let out = freshen(&["scan", &format!("docker-archive:{}", random.display())], &cache);
+    assert_clean_error(&out, &["random: not a readable tar archive: bad tar header"], &["owned", "[2J"]);
+    // A readable archive whose names carry escapes: shown escaped.
+    let hostile = dir.join("hostile.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&hostile).unwrap());
+    tar_append(&mut b, "manifest.json", br#"[{"Config":"c\u001b]0;owned\u0007.json","RepoTags":["app:v1\u001b[2J"],"Layers":[]}]"#);
+    b.finish().unwrap();
+    drop(b);
+    let out = freshen(&["scan", &format!("docker-archive:{}:other:tag", hostile.display())], &cache);
+    assert_clean_error(&out, &["no image tagged `other:tag`", "app:v1\\x1b[2J"], &[]);
+    let out = freshen(&["scan", &format!("docker-archive:{}", hostile.display())], &cache);
+    assert_clean_error(&out, &["c\\x1b]0;owned\\x07.json"], &[]);
+}
+
+#[test]
+fn text_output_escapes_image_text() {
+    // The OS name and the layer's command come from the image.
+    let root = Rootfs::new("PRETTY_NAME=\"Evil\x1b]0;owned\x07 OS\"\nID=debian\nVERSION_ID=\"13\"\n");
+    root.with_sources(&format!("deb {} stable main\n", repo().url));
+    root.write("var/lib/dpkg/status", &stanza("hello", "1.0-1"));
+    let img = pack(&[(&root.dir, "RUN echo \x1b[2J\rdone")], &tempdir().join("oci"), "evil");
+    let out = freshen(&["scan", &img], &tempdir());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!text.replace('\n', "").chars().any(char::is_control), "control characters printed: {text:?}");
+    assert!(text.contains("Evil\\x1b]0;owned\\x07 OS") && text.contains("RUN echo \\x1b[2J\\rdone"), "{text}");
 }

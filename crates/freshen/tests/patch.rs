@@ -1,8 +1,10 @@
 //! `freshen patch` end to end on the real stale bookworm image: the result
 //! is checked with tools freshen did not write (umoci, skopeo) and with
 //! freshen's own scan; re-patching replaces the patch layer and, with the
-//! archive unchanged, reproduces the same digest. Needs root, runc, umoci,
-//! skopeo and Debian's archive.
+//! archive unchanged, reproduces the same digest. The VEX document is
+//! checked against the OpenVEX schema and packageurl-python. Needs root,
+//! runc, umoci, skopeo, Debian's archive and python3 with packageurl-python
+//! and jsonschema.
 
 mod common;
 
@@ -16,6 +18,58 @@ fn layers_of(layout: &std::path::Path, tag: &str) -> Vec<Value> {
     assert!(out.status.success(), "skopeo inspect: {}", String::from_utf8_lossy(&out.stderr));
     let m: Value = serde_json::from_slice(&out.stdout).unwrap();
     m["layers"].as_array().unwrap().clone()
+}
+
+/// The VEX document, checked with tools freshen did not write: the OpenVEX
+/// v0.2.0 schema (python `jsonschema`) and packageurl-python, which must
+/// parse each purl and serialize it back to the same (canonical) string.
+/// Its statements say exactly what the report says was fixed.
+fn check_vex(vex: &std::path::Path, report: &Value, layout: &std::path::Path) {
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openvex-v0.2.0.schema.json");
+    let script = r#"
+import json, sys, jsonschema
+from packageurl import PackageURL
+doc, schema = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+jsonschema.Draft202012Validator.check_schema(schema)
+jsonschema.Draft202012Validator(schema).validate(doc)
+for s in doc["statements"]:
+    for p in s["products"]:
+        for purl in [p["@id"]] + [c["@id"] for c in p["subcomponents"]]:
+            again = PackageURL.from_string(purl).to_string()
+            assert again == purl, f"{purl} is {again} in canonical form"
+"#;
+    let out = Command::new("python3").arg("-c").arg(script).arg(vex).arg(&schema).output().expect("python3");
+    assert!(out.status.success(), "VEX check failed (pip install packageurl-python jsonschema): {}", String::from_utf8_lossy(&out.stderr));
+
+    let v: Value = serde_json::from_slice(&std::fs::read(vex).unwrap()).unwrap();
+    let statements = v["statements"].as_array().unwrap();
+    let cves: Vec<&str> = statements.iter().map(|s| s["vulnerability"]["name"].as_str().unwrap()).collect();
+    assert_eq!(serde_json::json!(cves), report["cves"]);
+    let digest = manifest_digest(layout, "patched");
+    for s in statements {
+        assert_eq!(s["status"], "fixed");
+        let product = &s["products"][0];
+        // A layout has no repository: its directory names it, the tag is a qualifier.
+        assert_eq!(product["@id"], format!("pkg:oci/oci@{digest}?tag=patched"));
+        let cve = s["vulnerability"]["name"].as_str().unwrap();
+        let mut subs: Vec<String> = product["subcomponents"].as_array().unwrap().iter().map(|c| c["@id"].as_str().unwrap().to_string()).collect();
+        let mut expected: Vec<String> = report["upgraded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["cves"].as_array().unwrap().iter().any(|c| c == cve))
+            .map(|u| format!("pkg:deb/debian/{}@{}?arch={}&distro=debian-12", u["package"].as_str().unwrap(), u["to"].as_str().unwrap().replace('+', "%2B"), u["arch"].as_str().unwrap()))
+            .collect();
+        subs.sort();
+        expected.sort();
+        assert_eq!(subs, expected, "{cve}");
+    }
+}
+
+/// The manifest digest of `tag` in an OCI layout.
+fn manifest_digest(layout: &std::path::Path, tag: &str) -> String {
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"].as_array().unwrap().iter().find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag).unwrap()["digest"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -43,8 +97,13 @@ fn patch_stale_image_then_repatch() {
     let uncompressed = r["layer"]["uncompressed_bytes"].as_u64().unwrap();
     assert!(uncompressed < 80_000_000, "layer too large: {uncompressed}");
     assert!(compressed < uncompressed);
-    let v: Value = serde_json::from_slice(&std::fs::read(&vex).unwrap()).unwrap();
-    assert!(v["statements"].as_array().unwrap().iter().all(|s| s["status"] == "fixed"));
+    check_vex(&vex, &r, &layout);
+    // Progress: planning (which downloads debs to read their changelogs)
+    // and the download step are reported as what they did.
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.lines().any(|l| l.starts_with("plan: ")), "{progress}");
+    let download = progress.lines().find(|l| l.starts_with("download ")).unwrap_or_else(|| panic!("no download step: {progress}"));
+    assert!(download.ends_with(": all in the cache") || download.contains(" MB in "), "{download}");
 
     // Independent checkers accept it.
     let layers = layers_of(&layout, "patched");
@@ -75,10 +134,7 @@ fn patch_stale_image_then_repatch() {
     let out2 = freshen(&["patch", &format!("oci:{}:patched", layout.display()), "-o", &format!("oci:{}:repatched", layout.display()), "--report", report2.to_str().unwrap()], &work.join("cache2"));
     assert_eq!(out2.status.code(), Some(0), "{}", String::from_utf8_lossy(&out2.stderr));
     assert_eq!(layers_of(&layout, "repatched").len(), 2, "one patch layer, not a stack");
-    let digest = |tag: &str| {
-        let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-        index["manifests"].as_array().unwrap().iter().find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag).unwrap()["digest"].clone()
-    };
+    let digest = |tag: &str| manifest_digest(&layout, tag);
     let r2: Value = serde_json::from_slice(&std::fs::read(&report2).unwrap()).unwrap();
     let plan = |r: &Value| -> Vec<(String, String)> { r["upgraded"].as_array().unwrap().iter().map(|u| (u["package"].to_string(), u["to"].to_string())).collect() };
     if plan(&r) == plan(&r2) {

@@ -85,7 +85,7 @@ pub fn run(args: Args) -> Result<u8> {
             let scope = if args.all { "updates" } else { "security updates" };
             println!("{input}: no {scope} pending; nothing written");
             for (p, why) in held_back {
-                println!("  held back: {p}: {why}");
+                println!("  held back: {}", freshen_image::escape(&format!("{p}: {why}")));
             }
             return Ok(crate::exit::NOTHING_TO_PATCH);
         }
@@ -107,10 +107,10 @@ pub fn run(args: Args) -> Result<u8> {
     println!("{input}: upgraded {} packages ({security} security) in {:.1} s", patched.upgraded.len(), started.elapsed().as_secs_f64());
     for u in &patched.upgraded {
         let cves = if u.cves.is_empty() { String::new() } else { format!("  {}", u.cves.join(" ")) };
-        println!("  {} {} -> {}{cves}", u.package, u.from, u.to);
+        println!("  {}", freshen_image::escape(&format!("{} {} -> {}{cves}", u.package, u.from, u.to)));
     }
     for (p, why) in &patched.held_back {
-        println!("  held back: {p}: {why}");
+        println!("  held back: {}", freshen_image::escape(&format!("{p}: {why}")));
     }
     let s = &patched.stats;
     println!(
@@ -123,16 +123,14 @@ pub fn run(args: Args) -> Result<u8> {
         s.unchanged_dropped
     );
     println!("wrote {output} ({digest})");
-    let mut cves: Vec<String> = patched.upgraded.iter().flat_map(|u| u.cves.clone()).collect();
-    cves.sort();
-    cves.dedup();
+    let cves = crate::vex::fixed_cves(&patched.upgraded);
     if let Some(path) = &args.report {
         let report = json!({
             "image": input.to_string(),
             "output": output.to_string(),
             "manifest_digest": digest.to_string(),
             "upgraded": patched.upgraded.iter().map(|u| json!({
-                "package": u.package, "from": u.from, "to": u.to,
+                "package": u.package, "arch": u.arch, "from": u.from, "to": u.to,
                 "source_package": u.source_package, "security": u.security, "cves": u.cves,
             })).collect::<Vec<_>>(),
             "held_back": patched.held_back.iter().map(|(p, r)| json!({"package": p, "reason": r})).collect::<Vec<_>>(),
@@ -153,32 +151,10 @@ pub fn run(args: Args) -> Result<u8> {
         write_json_atomic(path, &report)?;
     }
     if let Some(path) = &args.vex {
-        let product = format!("{output}@{digest}");
-        let statements: Vec<_> = cves
-            .iter()
-            .map(|c| {
-                let subs: Vec<_> = patched
-                    .upgraded
-                    .iter()
-                    .filter(|u| u.cves.contains(c))
-                    .map(|u| json!({"@id": format!("pkg:deb/{}@{}", u.package, u.to)}))
-                    .collect();
-                json!({
-                    "vulnerability": {"name": c},
-                    "products": [{"@id": product, "subcomponents": subs}],
-                    "status": "fixed",
-                })
-            })
-            .collect();
-        let vex = json!({
-            "@context": "https://openvex.dev/ns/v0.2.0",
-            "@id": format!("urn:freshen:vex:{}", digest.hex()),
-            "author": "freshen",
-            "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "version": 1,
-            "statements": statements,
-        });
-        write_json_atomic(path, &vex)?;
+        match crate::vex::document(&output, &digest, &patched.os, &patched.upgraded, now) {
+            Some(vex) => write_json_atomic(path, &vex)?,
+            None => println!("no known CVE fixed: no VEX document written"),
+        }
     }
     Ok(crate::exit::CLEAN)
 }

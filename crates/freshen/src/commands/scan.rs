@@ -84,7 +84,7 @@ pub fn run(args: Args) -> Result<u8> {
         Format::Json => output::json(&report, &mut out)?,
     }
     for w in &scan.offers.warnings {
-        eprintln!("warning: skipped source: {w}");
+        eprintln!("warning: skipped source: {}", freshen_image::escape(w));
     }
     // Updates kept back by a dpkg hold or by phasing are listed but do not
     // make the scan fail: the image's owner chose them, as apt would.
