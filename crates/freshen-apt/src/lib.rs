@@ -8,6 +8,7 @@
 //! `apt-get upgrade` would hold back. Libraries here never print.
 
 pub mod archive;
+pub mod auth;
 pub mod changelog;
 pub mod deb822;
 mod error;
