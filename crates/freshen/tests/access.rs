@@ -221,3 +221,34 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// `patch` with a `file:` source: the lists and the `.deb` come from the
+/// image, verified, and apt in the sandbox installs that very `.deb`.
+/// Needs root, runc and the stale bookworm root filesystem.
+#[test]
+fn patch_installs_from_a_file_source_in_the_image() {
+    let stale = stale_rootfs();
+    let top = Rootfs { dir: tempdir() };
+    top.write("etc/apt/sources.list", "deb file:/srv/repo ./\n");
+    top.write_bytes("etc/apt/trusted.gpg.d/test.gpg", &std::fs::read(repo().dir.join("keys/test.gpg")).unwrap());
+    for e in std::fs::read_dir(repo().dir.join("repo/moving.1")).unwrap() {
+        let e = e.unwrap();
+        top.write_bytes(&format!("srv/repo/{}", e.file_name().to_string_lossy()), &std::fs::read(e.path()).unwrap());
+    }
+    let status = std::fs::read_to_string(stale.join("var/lib/dpkg/status")).unwrap();
+    top.write("var/lib/dpkg/status", &format!("{}\n\n{}", status.trim_end(), stanza("mover", "1.0")));
+    let work = tempdir();
+    let layout = work.join("oci");
+    let image = pack(&[(&stale, "mmdebstrap"), (&top.dir, "local repository")], &layout, "local");
+    let cache = work.join("cache");
+    let report = work.join("report.json");
+    let out = freshen(&["patch", &image, "--all", "-o", &format!("oci:{}:patched", layout.display()), "--report", report.to_str().unwrap()], &cache);
+    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let upgraded: Vec<(String, String)> = r["upgraded"].as_array().unwrap().iter().map(|u| (u["package"].as_str().unwrap().to_string(), u["to"].as_str().unwrap().to_string())).collect();
+    assert_eq!(upgraded, vec![("mover".to_string(), "1.1".to_string())]);
+    // The patched image has nothing pending from its file: source.
+    let (code, v) = scan_json(&format!("oci:{}:patched", layout.display()), &[], &cache);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["http_requests"], 0);
+}
