@@ -21,7 +21,8 @@ pub struct Args {
     /// Also read each update's changelog: the CVE ids it fixes and when the fix was published.
     #[arg(long)]
     changelogs: bool,
-    /// Skip sources that cannot be reached (with a warning) instead of failing.
+    /// Skip any source that fails (unreachable, no or badly signed Release, index not matching
+    /// its hash, unsupported URI scheme) with a warning naming it, as apt does, instead of failing.
     #[arg(long)]
     ignore_unreachable: bool,
     #[command(flatten)]
