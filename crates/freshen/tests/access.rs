@@ -252,3 +252,18 @@ fn patch_installs_from_a_file_source_in_the_image() {
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["http_requests"], 0);
 }
+
+/// Registries follow the same policy as mirrors: the system's trust store
+/// (`SSL_CERT_FILE`) is enough, without `--ca-file`.
+#[test]
+fn registries_trust_the_system_store() {
+    let registry = Registry::tls();
+    let ca = registry.ca.clone().unwrap();
+    let image = registry.image("absent/app:1");
+    let out = freshen_env(&["scan", &image], &tempdir(), &[]);
+    assert_error(&out, &["certificate"]);
+    let out = freshen_env(&["scan", &image], &tempdir(), &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("certificate") && stderr.contains("absent/app"), "{stderr}");
+}
