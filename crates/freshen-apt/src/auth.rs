@@ -5,6 +5,8 @@
 //! never shown: their `Debug` hides the password, and sources keep their
 //! URI without them.
 
+use freshen_http::percent_decode;
+
 use crate::system::RootView;
 
 /// A login and password.
@@ -59,24 +61,6 @@ pub fn split_userinfo(uri: &str) -> (String, Option<Credentials>) {
         }
         None => (uri.to_string(), None),
     }
-}
-
-pub(crate) fn percent_decode(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl AuthTable {

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use freshen_http::one_line;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -129,7 +130,7 @@ impl Fetcher {
     fn read_local(&self, url: &str, path: &str) -> Result<Option<Vec<u8>>> {
         let local = self.local.read().unwrap_or_else(|e| e.into_inner());
         let files = local.as_ref().ok_or_else(|| Error::Unreachable { url: url.to_string(), message: "the image's files are not available for file: sources here".into() })?;
-        Ok(files.read(&crate::auth::percent_decode(path)))
+        Ok(files.read(&freshen_http::percent_decode(path)))
     }
 
     fn authorization(&self, url: &str) -> Option<String> {
@@ -277,11 +278,6 @@ impl Fetcher {
         }
         res
     }
-}
-
-/// A message on one line (TLS and proxy errors can span several).
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Copies `r` to `dest`, failing unless the bytes hash to `sha256` (and

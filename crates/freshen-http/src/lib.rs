@@ -12,6 +12,7 @@
 
 mod forward;
 mod proxy;
+mod text;
 mod trust;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use ureq::http::{self, Request, Response};
 use ureq::{Agent, SendBody};
 
 pub use proxy::{no_proxy_matches, strip_userinfo};
+pub use text::{one_line, percent_decode};
 
 /// How requests are sent.
 #[derive(Clone, Debug)]

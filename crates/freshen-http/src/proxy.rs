@@ -7,6 +7,7 @@ use base64::Engine as _;
 use ureq::http::uri::{Authority, Scheme};
 use ureq::http::{self, HeaderMap, HeaderValue, Uri};
 
+use crate::text::percent_decode;
 use crate::Error;
 
 /// The proxy variables of the environment.
@@ -140,24 +141,6 @@ impl ProxyUrl {
     pub fn connect_form(&self) -> String {
         self.raw.clone()
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The headers of a request for `target` (a plain `http://` URL) sent to

@@ -128,6 +128,13 @@ fn proxies_come_from_the_environment() {
     let out = freshen_env(&["scan", &img], &tempdir(), &[("http_proxy", &proxy.url), ("no_proxy", "localhost,127.0.0.1")]);
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(proxy.requests.load(Ordering::SeqCst), through);
+    // https:// goes through a CONNECT tunnel on https_proxy (TLS still checked end to end).
+    let https = HttpsRepo::start();
+    let (_, img_tls) = image(&format!("deb {} stable main\n", https.url), &[("hello", "1.0-1")]);
+    let before = proxy.requests.load(Ordering::SeqCst);
+    let out = freshen_env(&["scan", &img_tls, "--ca-file", https.ca.to_str().unwrap()], &tempdir(), &[("https_proxy", &proxy.url)]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(proxy.requests.load(Ordering::SeqCst) > before);
     // A dead proxy is named.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dead = format!("http://127.0.0.1:{dead}");

@@ -278,9 +278,10 @@ impl Drop for HttpsRepo {
     }
 }
 
-/// A forward HTTP proxy on 127.0.0.1 for plain `http://` requests in
-/// absolute-URI form (`GET http://host:port/path HTTP/1.1`), as apt and
-/// curl send them; counts the requests it relays.
+/// A forward HTTP proxy on 127.0.0.1: plain `http://` requests in
+/// absolute-URI form (`GET http://host:port/path HTTP/1.1`) and `CONNECT`
+/// tunnels for `https://`, as apt and curl use them; counts the requests
+/// and tunnels it relays.
 pub struct ForwardProxy {
     pub url: String,
     pub requests: Arc<AtomicUsize>,
@@ -302,6 +303,30 @@ impl ForwardProxy {
                     let _ = reader.read_line(&mut line);
                     let mut parts = line.split_whitespace();
                     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                    if method == "CONNECT" {
+                        // An https:// request: a tunnel to the target.
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                                break;
+                            }
+                        }
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let Ok(upstream) = std::net::TcpStream::connect(target) else {
+                            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                            return;
+                        };
+                        let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                        let (mut up_r, mut cl_w) = (upstream.try_clone().unwrap(), client.try_clone().unwrap());
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut up_r, &mut cl_w);
+                            let _ = cl_w.shutdown(std::net::Shutdown::Write);
+                        });
+                        let mut up_w = upstream;
+                        let _ = std::io::copy(&mut client, &mut up_w);
+                        let _ = up_w.shutdown(std::net::Shutdown::Write);
+                        return;
+                    }
                     let Some(rest) = target.strip_prefix("http://") else {
                         let _ = client.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
                         return;
