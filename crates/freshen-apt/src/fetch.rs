@@ -100,9 +100,10 @@ pub(crate) fn tmp_path(dest: &Path) -> PathBuf {
 
 impl Fetcher {
     /// A fetcher sending requests as `policy` says (mirrors are always
-    /// verified: `policy.tls_verify` is ignored here).
+    /// verified: `policy.tls_verify` is ignored here), each request done
+    /// within 10 minutes.
     pub fn new(cache: PathBuf, policy: &freshen_http::Policy) -> Result<Fetcher> {
-        let policy = freshen_http::Policy { tls_verify: true, ..policy.clone() };
+        let policy = freshen_http::Policy { tls_verify: true, timeout_global: Some(std::time::Duration::from_secs(600)), ..policy.clone() };
         let http = freshen_http::Client::new(&policy).map_err(|e| Error::Invalid(e.to_string()))?;
         Ok(Fetcher {
             http,

@@ -35,11 +35,14 @@ pub struct Policy {
     pub timeout_connect: Duration,
     /// Limit on waiting for a response's head.
     pub timeout_response: Duration,
+    /// Limit on a whole request, body included (`None`: none, for large
+    /// uploads and downloads of unknown size).
+    pub timeout_global: Option<Duration>,
 }
 
 impl Default for Policy {
     fn default() -> Policy {
-        Policy { ca_file: None, tls_verify: true, timeout_connect: Duration::from_secs(30), timeout_response: Duration::from_secs(300) }
+        Policy { ca_file: None, tls_verify: true, timeout_connect: Duration::from_secs(30), timeout_response: Duration::from_secs(300), timeout_global: None }
     }
 }
 
@@ -112,6 +115,7 @@ impl Client {
                 .max_redirects(redirects)
                 .timeout_connect(Some(policy.timeout_connect))
                 .timeout_recv_response(Some(policy.timeout_response))
+                .timeout_global(policy.timeout_global)
                 .user_agent(concat!("freshen/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .into()
