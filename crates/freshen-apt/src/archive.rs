@@ -18,8 +18,8 @@ use crate::system::{RootView, System};
 pub struct Offers {
     pub archives: Vec<Archive>,
     pub available: Vec<Available>,
-    /// Sources skipped because they could not be reached (only with
-    /// `ignore_unreachable`).
+    /// What apt would warn about: sources skipped because they failed
+    /// (only with `ignore_unreachable`), components a Release does not list.
     pub warnings: Vec<String>,
 }
 
@@ -77,12 +77,48 @@ pub fn fetch_release(fetcher: &Fetcher, system: &System, view: &dyn RootView, so
     Ok(release)
 }
 
-fn offers_of(fetcher: &Fetcher, system: &System, view: &dyn RootView, source: &SourceEntry, wanted: &HashSet<String>, now: DateTime<Utc>) -> Result<Vec<(Archive, Vec<Available>)>> {
+/// The archives of one source, and warnings about it.
+type SourceOffers = (Vec<(Archive, Vec<Available>)>, Vec<String>);
+
+/// Checks a source's URI scheme: freshen reads what apt in the image
+/// would, from the network (`http`, `https`) or the image (`file`).
+fn check_scheme(source: &SourceEntry) -> Result<()> {
+    let scheme = source.uri.split_once(':').map_or("", |(s, _)| s);
+    match scheme {
+        "http" | "https" | "file" => Ok(()),
+        "cdrom" => Err(Error::Source { source_name: source.name(), message: "cdrom: sources cannot be read (no disc in an image); comment it out or use --ignore-unreachable".into() }),
+        other => Err(Error::Source {
+            source_name: source.name(),
+            message: format!("unsupported URI scheme `{other}:` (freshen reads http://, https:// and file: sources)"),
+        }),
+    }
+}
+
+/// Any failure of a source, as an error naming it.
+fn named(source: &SourceEntry, e: Error) -> Error {
+    match e {
+        e @ Error::Source { .. } => e,
+        e => Error::Source { source_name: source.name(), message: e.to_string() },
+    }
+}
+
+fn offers_of(fetcher: &Fetcher, system: &System, view: &dyn RootView, source: &SourceEntry, wanted: &HashSet<String>, now: DateTime<Utc>) -> Result<SourceOffers> {
+    check_scheme(source)?;
     let release = fetch_release(fetcher, system, view, source, now)?;
     let archs = source.architectures_of(&system.native_arch, &system.foreign_archs);
     let components = if source.is_flat() { vec![String::new()] } else { source.components.clone() };
     let mut out = Vec::new();
+    let mut warnings = Vec::new();
     for component in components {
+        if !component.is_empty() && !release_has_component(&release, &component, &archs) {
+            // As apt: "doesn't have the component (component misspelt in sources.list?)".
+            warnings.push(format!(
+                "{}: the Release file does not list component `{component}` (misspelt in {}?); skipped",
+                source.name(),
+                source.origin
+            ));
+            continue;
+        }
         let mut available = Vec::new();
         for arch in &archs {
             if let Some(path) = fetch_index(fetcher, source, &release, &component, arch)? {
@@ -92,20 +128,37 @@ fn offers_of(fetcher: &Fetcher, system: &System, view: &dyn RootView, source: &S
         }
         out.push((Archive { source: source.clone(), release: release.clone(), component }, available));
     }
-    Ok(out)
+    Ok((out, warnings))
+}
+
+/// Whether the Release offers `component`: its `Components` field lists it
+/// (allowing for `updates/main` and `main`), or, without that field, it has
+/// indexes for it.
+fn release_has_component(release: &Release, component: &str, archs: &[String]) -> bool {
+    if release.components.is_empty() {
+        return archs.iter().any(|a| release.index_path(component, &format!("binary-{a}/Packages")).is_some());
+    }
+    let bare = component.strip_prefix("updates/").unwrap_or(component);
+    release.components.iter().any(|c| c == component || c.strip_prefix("updates/").unwrap_or(c) == bare)
 }
 
 /// Resolves every source of `system` (in parallel) into archives and offers.
+/// With `ignore_unreachable`, a source that fails in any way (unreachable,
+/// missing or badly signed Release, index not matching its hash,
+/// unsupported scheme) is skipped with a warning naming it, as apt warns
+/// and goes on; without it, that failure is the error.
 pub fn collect_offers(fetcher: &Fetcher, system: &System, view: &(dyn RootView + Sync), now: DateTime<Utc>, ignore_unreachable: bool) -> Result<Offers> {
     let wanted: HashSet<String> = system.installed.iter().map(|p| p.name.clone()).collect();
+    let with_credentials = system.sources.iter().filter_map(|s| s.credentials.clone().map(|c| (s.uri.clone(), c))).collect();
+    fetcher.set_credentials(with_credentials, crate::auth::AuthTable::read(view));
     let mut seen = HashSet::new();
     let sources: Vec<&SourceEntry> = system.sources.iter().filter(|s| seen.insert((s.dist_url(), s.components.clone()))).collect();
-    let results: Vec<Result<Vec<(Archive, Vec<Available>)>>> = std::thread::scope(|scope| {
+    let results: Vec<Result<SourceOffers>> = std::thread::scope(|scope| {
         let handles: Vec<_> = sources
             .iter()
             .map(|s| {
                 let wanted = &wanted;
-                scope.spawn(move || offers_of(fetcher, system, view, s, wanted, now))
+                scope.spawn(move || offers_of(fetcher, system, view, s, wanted, now).map_err(|e| named(s, e)))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("internal error: a fetch thread panicked".into())))).collect()
@@ -113,7 +166,8 @@ pub fn collect_offers(fetcher: &Fetcher, system: &System, view: &(dyn RootView +
     let mut offers = Offers { archives: Vec::new(), available: Vec::new(), warnings: Vec::new() };
     for r in results {
         match r {
-            Ok(list) => {
+            Ok((list, warnings)) => {
+                offers.warnings.extend(warnings);
                 for (archive, mut available) in list {
                     let id = offers.archives.len();
                     for a in &mut available {
@@ -123,7 +177,7 @@ pub fn collect_offers(fetcher: &Fetcher, system: &System, view: &(dyn RootView +
                     offers.available.extend(available);
                 }
             }
-            Err(e @ Error::Unreachable { .. }) if ignore_unreachable => offers.warnings.push(e.to_string()),
+            Err(e) if ignore_unreachable => offers.warnings.push(format!("skipped source {e}")),
             Err(e) => return Err(e),
         }
     }

@@ -8,7 +8,8 @@ pub enum Error {
     Invalid(String),
     #[error("{source_name}: {message}")]
     Source { source_name: String, message: String },
-    #[error("cannot reach {url}: {message}")]
+    /// `url` is shown without credentials.
+    #[error("cannot reach {}: {message}", freshen_http::strip_userinfo(url))]
     Unreachable { url: String, message: String },
     #[error("{path}: {source}")]
     Io {

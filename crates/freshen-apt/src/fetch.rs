@@ -2,26 +2,43 @@
 //! requests (ETag / If-Modified-Since); indexes and packages are stored
 //! under the SHA256 the signed Release or Packages file gives them, so a
 //! cached copy is never fetched again and never trusted without its hash.
+//!
+//! Several processes (and threads) may fill one cache at once: every file
+//! is written under a name unique to its writer and renamed into place, so
+//! a reader sees a whole file or none. Requests follow freshen's one HTTP
+//! policy ([`freshen_http`]: system trust store, `--ca-file`, proxies) and
+//! carry the credentials of apt's auth.conf or the source's URI; URLs in
+//! messages never carry credentials.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
+use freshen_http::one_line;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::auth::{AuthTable, Credentials};
 use crate::error::{io_err, Error, Result};
 
 const SMALL_LIMIT: u64 = 64 << 20;
 
 /// An HTTP client bound to a cache directory.
 pub struct Fetcher {
-    agent: ureq::Agent,
+    http: freshen_http::Client,
     cache: PathBuf,
+    /// Login information: (URI prefix, credentials) of sources that carry
+    /// them, then the image's auth.conf.
+    auth: RwLock<(Vec<(String, Credentials)>, AuthTable)>,
+    /// The files of `file:` sources: read from the image, as apt in the
+    /// image reads them (set by the caller that has the image).
+    local: RwLock<Option<Arc<dyn LocalFiles>>>,
+    /// One lock per URL being revalidated, so threads asking for the same
+    /// URL at once send one request and get the same answer.
+    inflight: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     requests: AtomicUsize,
     /// What each revalidated URL said during this fetcher's life: one
     /// command works from one consistent snapshot of the archives even
@@ -33,6 +50,9 @@ pub struct Fetcher {
 struct Meta {
     etag: Option<String>,
     last_modified: Option<String>,
+    /// SHA256 of the body these validators belong to: a body and a meta
+    /// file written by two different processes do not pair up.
+    sha256: Option<String>,
 }
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
@@ -57,21 +77,68 @@ pub(crate) fn write_atomic(dest: &Path, data: &[u8]) -> Result<()> {
     res.map_err(io_err(dest.display()))
 }
 
+/// Read access to the files `file:` sources name, below the image's root
+/// (`path` without the leading `/`).
+pub trait LocalFiles: Send + Sync {
+    fn read(&self, path: &str) -> Option<Vec<u8>>;
+}
+
+/// The path (below `/`) of a `file:` URL, or `None` for other schemes.
+pub fn file_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("file:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    Some(rest.trim_start_matches('/'))
+}
+
+/// A temporary name beside `dest`, unique to this process and call (two
+/// threads, or two processes, filling one cache entry never share one).
 pub(crate) fn tmp_path(dest: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    dest.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    dest.with_file_name(format!(".{name}.{}-{}.tmp", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
 }
 
 impl Fetcher {
-    pub fn new(cache: PathBuf) -> Fetcher {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(15)))
-            .timeout_global(Some(Duration::from_secs(600)))
-            .user_agent(concat!("freshen/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        Fetcher { agent, cache, requests: AtomicUsize::new(0), seen: Mutex::new(HashMap::new()) }
+    /// A fetcher sending requests as `policy` says (mirrors are always
+    /// verified: `policy.tls_verify` is ignored here), each request done
+    /// within 10 minutes.
+    pub fn new(cache: PathBuf, policy: &freshen_http::Policy) -> Result<Fetcher> {
+        let policy = freshen_http::Policy { tls_verify: true, timeout_global: Some(std::time::Duration::from_secs(600)), ..policy.clone() };
+        let http = freshen_http::Client::new(&policy).map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(Fetcher {
+            http,
+            cache,
+            auth: RwLock::default(),
+            local: RwLock::new(None),
+            inflight: Mutex::default(),
+            requests: AtomicUsize::new(0),
+            seen: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Uses the login information of `auth` (an image's auth.conf) and of
+    /// source URIs (`prefix`, credentials) for the URLs they match.
+    pub fn set_credentials(&self, sources: Vec<(String, Credentials)>, auth: AuthTable) {
+        *self.auth.write().unwrap_or_else(|e| e.into_inner()) = (sources, auth);
+    }
+
+    /// Reads `file:` sources through `files`.
+    pub fn set_local_files(&self, files: Arc<dyn LocalFiles>) {
+        *self.local.write().unwrap_or_else(|e| e.into_inner()) = Some(files);
+    }
+
+    /// A `file:` URL's content (`None`: absent), from the image.
+    fn read_local(&self, url: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let local = self.local.read().unwrap_or_else(|e| e.into_inner());
+        let files = local.as_ref().ok_or_else(|| Error::Unreachable { url: url.to_string(), message: "the image's files are not available for file: sources here".into() })?;
+        Ok(files.read(&freshen_http::percent_decode(path)))
+    }
+
+    fn authorization(&self, url: &str) -> Option<String> {
+        let auth = self.auth.read().unwrap_or_else(|e| e.into_inner());
+        let (sources, table) = &*auth;
+        let by_source = sources.iter().find(|(prefix, _)| url.starts_with(prefix.as_str()) && url[prefix.len()..].starts_with('/')).map(|(_, c)| c);
+        by_source.or_else(|| table.lookup(url)).map(Credentials::basic)
     }
 
     /// The cache directory.
@@ -88,18 +155,30 @@ impl Fetcher {
         if url.starts_with("http://") || url.starts_with("https://") {
             Ok(())
         } else {
-            Err(Error::Invalid(format!("unsupported URI `{url}` (only http:// and https:// sources are supported)")))
+            Err(Error::Invalid(format!("unsupported URI `{}` (freshen reads http://, https:// and file: sources)", freshen_http::strip_userinfo(url))))
         }
     }
 
     fn call(&self, url: &str, headers: &[(&str, String)]) -> Result<ureq::http::Response<ureq::Body>> {
         Self::check_scheme(url)?;
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let mut req = self.agent.get(url);
-        for (k, v) in headers {
-            req = req.header(*k, v);
+        let authorization = self.authorization(url);
+        let mut all: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if let Some(a) = &authorization {
+            all.push(("authorization", a));
         }
-        req.call().map_err(|e| Error::Unreachable { url: url.to_string(), message: e.to_string() })
+        let resp = self.http.get(url, &all).map_err(|e| Error::Unreachable { url: url.to_string(), message: one_line(&e.to_string()) })?;
+        match resp.status().as_u16() {
+            401 | 403 => Err(Error::Unreachable {
+                url: url.to_string(),
+                message: format!(
+                    "HTTP status {}{}",
+                    resp.status().as_u16(),
+                    if authorization.is_some() { " (the credentials for it were refused)" } else { " (no credentials for it in the image's /etc/apt/auth.conf)" }
+                ),
+            }),
+            _ => Ok(resp),
+        }
     }
 
     /// The body [`Fetcher::get_revalidated`] returned for `url` earlier in
@@ -112,10 +191,15 @@ impl Fetcher {
     /// revalidating a cached copy once per fetcher: later calls return what
     /// the first one got. `None` when the server says 404.
     pub fn get_revalidated(&self, url: &str) -> Result<Option<Vec<u8>>> {
+        let lock = self.inflight.lock().unwrap_or_else(|e| e.into_inner()).entry(url.to_string()).or_default().clone();
+        let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(body) = self.seen.lock().unwrap_or_else(|e| e.into_inner()).get(url) {
             return Ok(body.clone());
         }
-        let body = self.revalidate(url)?;
+        let body = match file_path(url) {
+            Some(path) => self.read_local(url, path)?,
+            None => self.revalidate(url)?,
+        };
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(url.to_string(), body.clone());
         Ok(body)
     }
@@ -126,8 +210,9 @@ impl Fetcher {
         let key = sha256_hex(url.as_bytes());
         let body_path = dir.join(&key);
         let meta_path = dir.join(format!("{key}.meta"));
-        let cached = fs::read(&body_path).ok();
         let meta: Meta = fs::read(&meta_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        // A body is used only with the validators written for it.
+        let cached = fs::read(&body_path).ok().filter(|b| meta.sha256.as_deref() == Some(sha256_hex(b).as_str()));
         let mut headers = Vec::new();
         if cached.is_some() {
             if let Some(e) = &meta.etag {
@@ -142,13 +227,14 @@ impl Fetcher {
             304 if cached.is_some() => Ok(cached),
             200 => {
                 let header = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-                let new_meta = Meta { etag: header("etag"), last_modified: header("last-modified") };
+                let (etag, last_modified) = (header("etag"), header("last-modified"));
                 let body = resp
                     .body_mut()
                     .with_config()
                     .limit(SMALL_LIMIT)
                     .read_to_vec()
-                    .map_err(|e| Error::Unreachable { url: url.to_string(), message: e.to_string() })?;
+                    .map_err(|e| Error::Unreachable { url: url.to_string(), message: one_line(&e.to_string()) })?;
+                let new_meta = Meta { etag, last_modified, sha256: Some(sha256_hex(&body)) };
                 write_atomic(&body_path, &body)?;
                 write_atomic(&meta_path, &serde_json::to_vec(&new_meta).unwrap_or_default())?;
                 Ok(Some(body))
@@ -161,16 +247,28 @@ impl Fetcher {
         }
     }
 
+    /// What a proxy, if any, `url` goes through (for messages).
+    pub fn proxy_for(&self, url: &str) -> Option<&str> {
+        self.http.proxy_for(url)
+    }
+
     /// Streams `url` into `dest` (atomically), checking SHA256 and size.
     /// Returns false on 404.
     pub fn fetch_verified(&self, url: &str, sha256: &str, size: Option<u64>, dest: &Path) -> Result<bool> {
+        if let Some(path) = file_path(url) {
+            let Some(data) = self.read_local(url, path)? else { return Ok(false) };
+            return self.store_verified(&data[..], url, sha256, size, dest).map(|_| true);
+        }
         let mut resp = self.call(url, &[])?;
         match resp.status().as_u16() {
             200 => {}
             404 | 410 => return Ok(false),
             s => return Err(Error::Unreachable { url: url.to_string(), message: format!("HTTP status {s}") }),
         }
-        let reader = resp.body_mut().as_reader();
+        self.store_verified(resp.body_mut().as_reader(), url, sha256, size, dest).map(|_| true)
+    }
+
+    fn store_verified(&self, reader: impl Read, url: &str, sha256: &str, size: Option<u64>, dest: &Path) -> Result<()> {
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(io_err(parent.display()))?;
         }
@@ -179,7 +277,7 @@ impl Fetcher {
         if res.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        res.map(|_| true)
+        res
     }
 }
 

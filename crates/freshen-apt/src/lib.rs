@@ -9,6 +9,7 @@
 
 pub mod aptconf;
 pub mod archive;
+pub mod auth;
 pub mod changelog;
 pub mod deb822;
 mod error;

@@ -70,7 +70,9 @@ pub fn fetch_index(fetcher: &Fetcher, source: &SourceEntry, release: &Release, c
         }
         urls.push(format!("{dist}/{base}{ext}"));
         for url in urls {
-            let raw = dir.join(format!("{hash}{ext}.download"));
+            // Unique per writer: threads and processes filling this entry at
+            // once each download and verify their own copy.
+            let raw = tmp_path(&dir.join(format!("{hash}{ext}.download")));
             match fetcher.fetch_verified(&url, hash, Some(*size), &raw) {
                 Ok(true) => {
                     let res = decompress_into(&raw, ext, &dest, &url, plain.as_ref());

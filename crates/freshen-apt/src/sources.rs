@@ -1,14 +1,19 @@
 //! apt sources: one-line `deb [opts] URI SUITE COMPONENT...` entries in
 //! `sources.list` and `*.list`, and deb822 stanzas in `*.sources`.
 
+use crate::auth::{split_userinfo, Credentials};
 use crate::deb822::paragraphs;
 use crate::error::{Error, Result};
 
 /// One `deb` line, or one (URI, suite) pair of a deb822 stanza.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceEntry {
-    /// Base URI without a trailing `/`.
+    /// Base URI without a trailing `/`, and without the `user:password@`
+    /// it may carry (those are in `credentials`).
     pub uri: String,
+    /// `user:password@` of the URI as written; sent to this source only,
+    /// never shown.
+    pub credentials: Option<Credentials>,
     pub suite: String,
     /// Empty for a flat repository (suite ending in `/`).
     pub components: Vec<String>,
@@ -109,15 +114,25 @@ pub fn parse_list(text: &str, file: &str, arch: &str) -> Result<Vec<SourceEntry>
             }
             rest = r[close + 1..].trim_start();
         }
+        // A `cdrom:[Label with spaces]/` URI is one word to apt.
+        let uri_end = match rest.strip_prefix("cdrom:[").and_then(|r| r.find(']')).map(|c| c + "cdrom:[".len()) {
+            Some(close) => rest[close..].find(char::is_whitespace).map_or(rest.len(), |i| close + i),
+            None => rest.find(char::is_whitespace).unwrap_or(rest.len()),
+        };
+        let (uri, rest) = rest.split_at(uri_end);
+        if uri.is_empty() {
+            return Err(perr("missing URI".into()));
+        }
         let mut words = rest.split_whitespace();
-        let uri = words.next().ok_or_else(|| perr("missing URI".into()))?;
         let suite = words.next().ok_or_else(|| perr("missing suite".into()))?;
         let components: Vec<String> = words.map(str::to_string).collect();
         if components.is_empty() && !suite.ends_with('/') {
             return Err(perr(format!("suite `{suite}` has no components")));
         }
+        let (uri, credentials) = split_userinfo(uri.trim_end_matches('/'));
         out.push(SourceEntry {
-            uri: uri.trim_end_matches('/').to_string(),
+            uri,
+            credentials,
             suite: expand(suite, arch),
             components,
             architectures,
@@ -157,8 +172,10 @@ pub fn parse_sources(text: &str, file: &str, arch: &str) -> Result<Vec<SourceEnt
                 if components.is_empty() && !suite.ends_with('/') {
                     return Err(perr(format!("suite `{suite}` has no components")));
                 }
+                let (uri, credentials) = split_userinfo(uri.trim_end_matches('/'));
                 out.push(SourceEntry {
-                    uri: uri.trim_end_matches('/').to_string(),
+                    uri,
+                    credentials,
                     suite: expand(suite, arch),
                     components: if suite.ends_with('/') { Vec::new() } else { components.clone() },
                     architectures: architectures.clone(),
@@ -210,5 +227,11 @@ mod tests {
         .unwrap();
         assert_eq!(s.len(), 4);
         assert_eq!(s[3].name(), "http://b noble-security");
+        let s = parse_list("deb https://me:secret@host/debian stable main\n", "a.list", "amd64").unwrap();
+        assert_eq!(s[0].name(), "https://host/debian stable");
+        assert!(s[0].credentials.is_some());
+        let s = parse_list("deb cdrom:[Debian GNU/Linux 12 _Bookworm_]/ bookworm main\n", "a.list", "amd64").unwrap();
+        assert_eq!(s[0].uri, "cdrom:[Debian GNU/Linux 12 _Bookworm_]");
+        assert_eq!(s[0].suite, "bookworm");
     }
 }

@@ -1,10 +1,6 @@
 //! Small text helpers shared by the registry and Docker Engine clients.
 
-/// Collapses whitespace (newlines included) to single spaces: messages
-/// from servers become one-line errors.
-pub(crate) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+pub(crate) use freshen_http::one_line;
 
 /// Percent-encodes every byte but ASCII letters, digits, `-._~` and the
 /// bytes in `keep`.

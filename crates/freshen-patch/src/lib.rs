@@ -8,10 +8,12 @@ pub mod cleanup;
 pub mod config;
 mod error;
 pub mod layer;
+mod local;
 mod patch;
 mod reuse;
 pub mod sandbox;
 pub mod unpack;
 
 pub use error::{Error, Result};
+pub use local::attach_local_repos;
 pub use patch::{patch, Outcome, PatchOptions, Patched, Upgraded, View, WorkDir};

@@ -161,6 +161,8 @@ fn prefetch_debs(fetcher: &Fetcher, offers: &freshen_apt::archive::Offers, todo:
 /// apt's name for a URI in `/var/lib/apt/lists` (`URItoFileName`): the
 /// scheme and credentials dropped, unsafe bytes quoted as `%xx`, `/` as `_`.
 fn apt_list_name(url: &str) -> String {
+    // `file:/srv/repo` has no authority: apt names it `_srv_repo…`.
+    let url = url.strip_prefix("file:").map_or(url, |p| p.strip_prefix("//").unwrap_or(p));
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -381,6 +383,7 @@ pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -
     let base_layers: Vec<Layer> = image.layers[..n_base].to_vec();
     let files = freshen_image::read_layers_files(source, &base_layers, &interest())?;
     let view = View(files);
+    crate::local::attach_local_repos(fetcher, &view, |i| freshen_image::read_layers_files(source, &base_layers, i))?;
     // Reading changelogs downloads the updates' debs.
     let task = opts.progress.begin("plan: read the archive and the updates' changelogs", None);
     let scan = freshen_apt::scan(fetcher, &view, &ScanOptions { now: opts.now, ignore_unreachable: false, changelogs: true })?;
@@ -523,5 +526,6 @@ mod tests {
         assert_eq!(apt_list_name("http://deb.debian.org/debian/dists/bookworm/InRelease"), "deb.debian.org_debian_dists_bookworm_InRelease");
         assert_eq!(apt_list_name("http://127.0.0.1:8765/re_po~x/dists/st/Release"), "127.0.0.1:8765_re%5fpo%7ex_dists_st_Release");
         assert_eq!(apt_list_name("https://user:secret@example.org/a/./Packages"), "example.org_a_._Packages");
+        assert_eq!(apt_list_name("file:/srv/repo/./InRelease"), "_srv_repo_._InRelease");
     }
 }

@@ -5,11 +5,10 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 use ureq::http::{self, Method, Response};
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
-use ureq::{Agent, SendBody};
+use freshen_http::Client as Http;
+use ureq::SendBody;
 
 use super::auth::{self, Challenge, Creds};
 use crate::error::{Error, Result};
@@ -22,9 +21,6 @@ pub(super) type Resp = Response<ureq::Body>;
 
 /// Tokens fetched in this process, by (registry, scopes).
 static TOKENS: OnceLock<Mutex<HashMap<(String, String), String>>> = OnceLock::new();
-
-/// CA bundles of the common distributions, trusted along with `--ca-file`.
-const SYSTEM_BUNDLES: &[&str] = &["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
 
 /// A request body.
 pub(super) enum Body<'a> {
@@ -44,7 +40,7 @@ pub(super) struct Client {
     registry: String,
     /// `https://host[:port]` or `http://…`.
     base: String,
-    agent: Agent,
+    agent: Http,
     /// Token scopes (`repository:app:pull,push`).
     scopes: Vec<String>,
     creds_arg: Option<Creds>,
@@ -58,7 +54,7 @@ impl Client {
     pub fn connect(r: &RegistryRef, t: &Transport, scopes: Vec<String>) -> Result<Client> {
         let display = format!("docker://{r}");
         let host = if r.registry == "docker.io" { "registry-1.docker.io" } else { r.registry.as_str() };
-        let agent = agent(t, &display)?;
+        let agent = agent(t).map_err(|e| Error::Invalid(format!("{display}: {e}")))?;
         let https = format!("https://{host}");
         let (base, ping) = match get(&agent, &format!("{https}/v2/")) {
             Ok(resp) => (https, resp),
@@ -143,8 +139,8 @@ impl Client {
         }
     }
 
-    fn run(&self, req: std::result::Result<http::Request<SendBody>, http::Error>) -> std::result::Result<Resp, ureq::Error> {
-        self.agent.run(req?)
+    fn run(&self, req: std::result::Result<http::Request<SendBody>, http::Error>) -> std::result::Result<Resp, freshen_http::Error> {
+        self.agent.run(req.map_err(|e| freshen_http::Error::Request { source: e.into(), proxy: None })?)
     }
 
     /// The `Authorization` header the registry's challenge calls for;
@@ -238,46 +234,14 @@ impl Client {
     }
 }
 
-/// The agent: no status errors (we read them), timeouts, TLS as asked.
-fn agent(t: &Transport, display: &str) -> Result<Agent> {
-    let mut tls = TlsConfig::builder().disable_verification(!t.tls_verify);
-    if let Some(ca) = &t.ca_file {
-        tls = tls.root_certs(RootCerts::new_with_certs(&trusted_certs(ca, display)?));
-    }
-    let config = Agent::config_builder()
-        .http_status_as_error(false)
-        .tls_config(tls.build())
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(300)))
-        .user_agent(format!("freshen/{}", env!("CARGO_PKG_VERSION")))
-        .build();
-    Ok(config.into())
+/// The client: freshen's one HTTP policy (system trust store plus
+/// `--ca-file`, proxies from the environment), TLS checks as asked.
+fn agent(t: &Transport) -> std::result::Result<Http, freshen_http::Error> {
+    Http::new(&freshen_http::Policy { ca_file: t.ca_file.clone(), tls_verify: t.tls_verify, ..freshen_http::Policy::default() })
 }
 
-/// The system's CA certificates plus those in `ca_file`.
-fn trusted_certs(ca_file: &std::path::Path, display: &str) -> Result<Vec<Certificate<'static>>> {
-    let pem = std::fs::read(ca_file).map_err(crate::error::io_err(ca_file))?;
-    let mut certs = pem_certs(&pem);
-    if certs.is_empty() {
-        return Err(Error::Invalid(format!("{display}: --ca-file {}: no PEM certificate in it", ca_file.display())));
-    }
-    if let Some(system) = SYSTEM_BUNDLES.iter().find_map(|p| std::fs::read(p).ok()) {
-        certs.extend(pem_certs(&system));
-    }
-    Ok(certs)
-}
-
-fn pem_certs(pem: &[u8]) -> Vec<Certificate<'static>> {
-    ureq::tls::parse_pem(pem)
-        .filter_map(|item| match item {
-            Ok(PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect()
-}
-
-fn get(agent: &Agent, url: &str) -> std::result::Result<Resp, ureq::Error> {
-    agent.get(url).call()
+fn get(agent: &Http, url: &str) -> std::result::Result<Resp, freshen_http::Error> {
+    agent.get(url, &[])
 }
 
 /// Docker allows plain HTTP for loopback registries and with
@@ -290,12 +254,13 @@ fn plain_http_allowed(host: &str, tls_verify: bool) -> bool {
     !tls_verify || matches!(name, "localhost" | "127.0.0.1" | "[::1]" | "::1")
 }
 
-fn is_cert_error(e: &ureq::Error) -> bool {
+fn is_cert_error(e: &freshen_http::Error) -> bool {
     e.to_string().to_lowercase().contains("certificate")
 }
 
 /// Failures that plain HTTP on the same port cannot fix.
-fn is_unreachable(e: &ureq::Error) -> bool {
+fn is_unreachable(e: &freshen_http::Error) -> bool {
+    let Some(e) = e.ureq() else { return true };
     match e {
         ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) => true,
         ureq::Error::Io(io) => matches!(io.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::TimedOut | std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable),
@@ -303,7 +268,7 @@ fn is_unreachable(e: &ureq::Error) -> bool {
     }
 }
 
-fn connect_error(display: &str, host: &str, e: &ureq::Error) -> Error {
+fn connect_error(display: &str, host: &str, e: &freshen_http::Error) -> Error {
     let hint = if is_cert_error(e) { " (trust its CA with --ca-file, or use --tls-verify=false)" } else { "" };
     Error::Invalid(format!("{display}: cannot reach registry {host}: {}{hint}", one_line(&e.to_string())))
 }

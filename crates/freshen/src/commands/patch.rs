@@ -66,7 +66,7 @@ pub fn run(args: Args) -> Result<u8> {
     let progress = crate::progress::reporter();
     let (transport, _spool) = args.common.spooling_transport(progress.clone())?;
     let source = freshen_image::open(&input, &platform, &transport)?;
-    let fetcher = Fetcher::new(cache.clone());
+    let fetcher = Fetcher::new(cache.clone(), &args.common.http_policy()?)?;
     let now = chrono::Utc::now();
     let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse().ok());
     let opts = PatchOptions {

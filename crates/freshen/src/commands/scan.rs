@@ -21,7 +21,8 @@ pub struct Args {
     /// Also read each update's changelog: the CVE ids it fixes and when the fix was published.
     #[arg(long)]
     changelogs: bool,
-    /// Skip sources that cannot be reached (with a warning) instead of failing.
+    /// Skip any source that fails (unreachable, no or badly signed Release, index not matching
+    /// its hash, unsupported URI scheme) with a warning naming it, as apt does, instead of failing.
     #[arg(long)]
     ignore_unreachable: bool,
     #[command(flatten)]
@@ -40,18 +41,22 @@ pub fn run(args: Args) -> Result<u8> {
     let platform = args.common.platform();
     let cache = args.common.cache();
     let interest = Interest { paths: freshen_apt::system::PATHS, keep_versions: freshen_apt::system::VERSIONED_PATHS };
-    let (image, files) = match &reference {
-        ImageRef::Dir { path } => (None, freshen_image::read_dir_files(path, &interest)?),
+    let fetcher = Fetcher::new(cache, &args.common.http_policy()?)?;
+    let (image, view) = match &reference {
+        ImageRef::Dir { path } => {
+            let view = View(freshen_image::read_dir_files(path, &interest)?);
+            freshen_patch::attach_local_repos(&fetcher, &view, |i| freshen_image::read_dir_files(path, i))?;
+            (None, view)
+        }
         _ => {
             let transport = args.common.transport(crate::progress::reporter())?;
             let source = freshen_image::open(&reference, &platform, &transport)?;
-            let files = freshen_image::read_image_files(source.as_ref(), &interest)?;
-            (Some(source.image().clone()), files)
+            let view = View(freshen_image::read_image_files(source.as_ref(), &interest)?);
+            freshen_patch::attach_local_repos(&fetcher, &view, |i| freshen_image::read_image_files(source.as_ref(), i))?;
+            (Some(source.image().clone()), view)
         }
     };
     let read_time = started.elapsed();
-    let view = View(files);
-    let fetcher = Fetcher::new(cache);
     let now = chrono::Utc::now();
     let opts = ScanOptions { now, ignore_unreachable: args.ignore_unreachable, changelogs: args.changelogs };
     let scan = freshen_apt::scan(&fetcher, &view, &opts).with_context(|| format!("scanning {reference}"))?;
@@ -84,7 +89,7 @@ pub fn run(args: Args) -> Result<u8> {
         Format::Json => output::json(&report, &mut out)?,
     }
     for w in &scan.offers.warnings {
-        eprintln!("warning: skipped source: {}", freshen_image::escape(w));
+        eprintln!("warning: {}", freshen_image::escape(w));
     }
     // Updates kept back by a dpkg hold or by phasing are listed but do not
     // make the scan fail: the image's owner chose them, as apt would.

@@ -34,6 +34,13 @@ impl ImageArgs {
             .unwrap_or_else(|| PathBuf::from("/var/cache/freshen"))
     }
 
+    /// freshen's one HTTP policy, for archive mirrors (registries get it
+    /// through [`ImageArgs::transport`]): the system trust store plus `--ca-file`.
+    pub fn http_policy(&self) -> Result<freshen_http::Policy> {
+        self.transport.check_ca_file()?;
+        Ok(freshen_http::Policy { ca_file: self.transport.ca_file.clone(), tls_verify: self.transport.tls_verify, ..freshen_http::Policy::default() })
+    }
+
     pub fn transport(&self, progress: Arc<dyn freshen_image::Progress>) -> Result<Transport> {
         self.transport.transport(&self.cache(), progress)
     }
@@ -67,7 +74,7 @@ struct TransportArgs {
     /// Verify registries' TLS certificates (and require HTTPS).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     tls_verify: bool,
-    /// Extra CA certificates (PEM) to trust for registries.
+    /// Extra CA certificates (PEM) to trust for registries and archive mirrors, besides the system's.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
     /// The Docker Engine's address (default: $DOCKER_HOST, else unix:///var/run/docker.sock).
@@ -76,6 +83,13 @@ struct TransportArgs {
 }
 
 impl TransportArgs {
+    fn check_ca_file(&self) -> Result<()> {
+        match &self.ca_file {
+            Some(f) if !f.is_file() => bail!("--ca-file {}: no such file", f.display()),
+            _ => Ok(()),
+        }
+    }
+
     fn transport(&self, cache: &Path, progress: Arc<dyn freshen_image::Progress>) -> Result<Transport> {
         let creds = match &self.creds {
             Some(c) => match c.split_once(':') {
@@ -84,11 +98,7 @@ impl TransportArgs {
             },
             None => None,
         };
-        if let Some(f) = &self.ca_file {
-            if !f.is_file() {
-                bail!("--ca-file {}: no such file", f.display());
-            }
-        }
+        self.check_ca_file()?;
         let tmp_dir = cache.join("tmp");
         std::fs::create_dir_all(&tmp_dir).map_err(|e| anyhow::anyhow!("{}: {e}", tmp_dir.display()))?;
         reap_stale(&tmp_dir);

@@ -43,6 +43,17 @@ pub fn serve(root: PathBuf) -> (String, Arc<AtomicUsize>) {
 
 /// [`serve`], calling `after` with each request's path once it is answered.
 pub fn serve_hooked(root: PathBuf, after: Arc<dyn Fn(&str) + Send + Sync>) -> (String, Arc<AtomicUsize>) {
+    serve_with(root, after, None)
+}
+
+/// [`serve`], answering 401 to requests without HTTP basic authentication
+/// as `(user, password)`.
+pub fn serve_private(root: PathBuf, user: &str, password: &str) -> (String, Arc<AtomicUsize>) {
+    let expected = format!("Basic {}", base64(format!("{user}:{password}").as_bytes(), false));
+    serve_with(root, Arc::new(|_: &str| {}), Some(expected))
+}
+
+fn serve_with(root: PathBuf, after: Arc<dyn Fn(&str) + Send + Sync>, authorization: Option<String>) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let count = Arc::new(AtomicUsize::new(0));
@@ -53,6 +64,7 @@ pub fn serve_hooked(root: PathBuf, after: Arc<dyn Fn(&str) + Send + Sync>) -> (S
             let root = root.clone();
             let c = c.clone();
             let after = after.clone();
+            let authorization = authorization.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 loop {
@@ -62,6 +74,7 @@ pub fn serve_hooked(root: PathBuf, after: Arc<dyn Fn(&str) + Send + Sync>) -> (S
                     }
                     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
                     let mut ims = None;
+                    let mut authorized = authorization.is_none();
                     loop {
                         let mut h = String::new();
                         if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
@@ -71,12 +84,17 @@ pub fn serve_hooked(root: PathBuf, after: Arc<dyn Fn(&str) + Send + Sync>) -> (S
                             if k.eq_ignore_ascii_case("if-modified-since") {
                                 ims = Some(v.trim().to_string());
                             }
+                            if k.eq_ignore_ascii_case("authorization") && Some(v.trim()) == authorization.as_deref() {
+                                authorized = true;
+                            }
                         }
                     }
                     c.fetch_add(1, Ordering::SeqCst);
                     let rel = percent_decode(path.trim_start_matches('/'));
                     let file = root.join(&rel);
-                    let resp = if rel.split('/').any(|p| p == "..") || !file.is_file() {
+                    let resp = if !authorized {
+                        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"repo\"\r\nContent-Length: 0\r\n\r\n".to_vec()
+                    } else if rel.split('/').any(|p| p == "..") || !file.is_file() {
                         b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec()
                     } else {
                         let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
@@ -204,7 +222,142 @@ fn kept_tempdir(prefix: &str) -> PathBuf {
 
 /// Runs freshen with its own cache directory.
 pub fn freshen(args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_freshen")).args(args).env("FRESHEN_CACHE", cache).output().unwrap()
+    freshen_env(args, cache, &[])
+}
+
+/// The proxy and trust-store variables [`freshen_env`] clears unless given.
+const HTTP_ENV: &[&str] = &["http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR"];
+
+/// [`freshen`] with environment variables set; the proxy and trust-store
+/// variables of the test's own environment are not passed on.
+pub fn freshen_env(args: &[&str], cache: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_freshen"));
+    cmd.args(args).env("FRESHEN_CACHE", cache);
+    for v in HTTP_ENV {
+        cmd.env_remove(v);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+/// The hermetic repository served over HTTPS by `openssl s_server -WWW`
+/// with a certificate for 127.0.0.1 from a test CA; stopped when dropped.
+pub struct HttpsRepo {
+    pub url: String,
+    /// The test CA's certificate (PEM).
+    pub ca: PathBuf,
+    child: std::process::Child,
+}
+
+impl HttpsRepo {
+    pub fn start() -> HttpsRepo {
+        let certs = tempdir();
+        make_certs(&certs);
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-WWW", "-accept", &format!("127.0.0.1:{port}")])
+            .arg("-cert")
+            .arg(certs.join("server.pem"))
+            .arg("-key")
+            .arg(certs.join("server.key"))
+            .current_dir(repo().dir.join("repo"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        HttpsRepo { url: format!("https://127.0.0.1:{port}"), ca: certs.join("ca.pem"), child }
+    }
+}
+
+impl Drop for HttpsRepo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A forward HTTP proxy on 127.0.0.1: plain `http://` requests in
+/// absolute-URI form (`GET http://host:port/path HTTP/1.1`) and `CONNECT`
+/// tunnels for `https://`, as apt and curl use them; counts the requests
+/// and tunnels it relays.
+pub struct ForwardProxy {
+    pub url: String,
+    pub requests: Arc<AtomicUsize>,
+}
+
+impl ForwardProxy {
+    pub fn start() -> ForwardProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let count = requests.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let count = count.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(client.try_clone().unwrap());
+                    let mut line = String::new();
+                    let _ = reader.read_line(&mut line);
+                    let mut parts = line.split_whitespace();
+                    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                    if method == "CONNECT" {
+                        // An https:// request: a tunnel to the target.
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                                break;
+                            }
+                        }
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let Ok(upstream) = std::net::TcpStream::connect(target) else {
+                            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                            return;
+                        };
+                        let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                        let (mut up_r, mut cl_w) = (upstream.try_clone().unwrap(), client.try_clone().unwrap());
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut up_r, &mut cl_w);
+                            let _ = cl_w.shutdown(std::net::Shutdown::Write);
+                        });
+                        let mut up_w = upstream;
+                        let _ = std::io::copy(&mut client, &mut up_w);
+                        let _ = up_w.shutdown(std::net::Shutdown::Write);
+                        return;
+                    }
+                    let Some(rest) = target.strip_prefix("http://") else {
+                        let _ = client.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+                        return;
+                    };
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+                    let mut upstream = std::net::TcpStream::connect(host).unwrap();
+                    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                            break;
+                        }
+                        if !h.to_ascii_lowercase().starts_with("proxy-") {
+                            head.push_str(&h);
+                        }
+                    }
+                    head.push_str("\r\n");
+                    upstream.write_all(head.as_bytes()).unwrap();
+                    // One request per connection: the server answers, then sees EOF and closes.
+                    let _ = upstream.shutdown(std::net::Shutdown::Write);
+                    let _ = std::io::copy(&mut upstream, &mut client);
+                });
+            }
+        });
+        ForwardProxy { url, requests }
+    }
 }
 
 /// Runs `freshen scan ... --format json` and returns (exit code, JSON).
@@ -522,7 +675,7 @@ impl Registry {
 
 /// A test CA (`ca.pem`) and a server certificate for IP 127.0.0.1 it
 /// signed (`server.pem`, `server.key`), in `dir`.
-fn make_certs(dir: &Path) {
+pub fn make_certs(dir: &Path) {
     let script = "set -e\n\
         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=freshen-test-ca 2>/dev/null\n\
         openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null\n\
