@@ -11,6 +11,8 @@ set -euo pipefail
 BENCH_NAME=corpus-bench
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OUT=${FRESHEN_BENCH_BIG_DIR:-/var/tmp/freshen-bench-big}
+# Only the table goes to stdout.
+exec 3>&1 1>&2
 
 build_freshen
 [[ -e "$OUT/oci/index.json" ]] || "$REPO/bench/big-image.sh" "$OUT"
@@ -43,7 +45,7 @@ upgrade_context big:latest
 DOCKER_COLD=$(docker_upgrade up:1)
 DOCKER_WARM=$(docker_upgrade up:2)
 
-cat <<EOT
+cat >&3 <<EOT
 | big image: $PACKAGES packages, $PENDING updates pending ($SECURITY security); on $(machine) | freshen | docker build + apt-get upgrade | ratio |
 |---|---|---|---|
 | scan, warm index cache (median of 3: ${SCANS[*]} s) | ${SCAN} s | | |

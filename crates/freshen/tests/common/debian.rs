@@ -193,6 +193,15 @@ pub struct Pending {
     pub held_back: bool,
 }
 
+/// `name:arch installed -> candidate [security] [held back]`
+impl std::fmt::Display for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{} {} -> {}", self.package, self.arch, self.installed, self.candidate)?;
+        f.write_str(if self.security { " security" } else { "" })?;
+        f.write_str(if self.held_back { " held-back" } else { "" })
+    }
+}
+
 /// The updates of a freshen scan (`--format json`), sorted.
 pub fn pending(v: &serde_json::Value) -> Vec<Pending> {
     let s = |u: &serde_json::Value, k: &str| u[k].as_str().unwrap_or_else(|| panic!("no {k} in {u}")).to_string();
