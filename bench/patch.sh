@@ -8,42 +8,20 @@
 #
 # usage: bench/patch.sh        (root; env FRESHEN_BENCH_DIR, default /var/tmp/freshen-bench)
 set -euo pipefail
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_NAME=patch-bench
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OUT=${FRESHEN_BENCH_DIR:-/var/tmp/freshen-bench}
-log() { echo "patch-bench: $*" >&2; }
-now() { date +%s.%N; }
-since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
 
-(cd "$REPO" && cargo build --release -j2 >&2)
-FRESHEN="$REPO/target/release/freshen"
+build_freshen
 [[ -e "$OUT/oci/index.json" ]] || "$REPO/bench/stale-image.sh" "$OUT"
-for t in docker dockerd skopeo umoci runc; do command -v $t >/dev/null || { log "installing $t"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io skopeo umoci runc >&2; break; }; done
+need_tools
+start_dockerd
+docker_load "oci:$OUT/oci:stale" stale:latest
+upgrade_context stale:latest
 
-W=$(mktemp -d /var/tmp/freshen-patch-bench.XXXXXX)
-cleanup() {
-  [[ -f "$W/docker.pid" ]] && kill "$(cat "$W/docker.pid")" 2>/dev/null && sleep 2
-  grep -o " $W/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
-HOST="unix://$W/docker.sock"
-dockerd --host "$HOST" --data-root "$W/docker" --exec-root "$W/exec" --pidfile "$W/docker.pid" \
-  --storage-driver=overlay2 --iptables=false --ip6tables=false --bridge=none > "$W/dockerd.log" 2>&1 &
-for _ in $(seq 100); do docker --host "$HOST" version >/dev/null 2>&1 && break; sleep 0.2; done
-D() { docker --host "$HOST" "$@"; }
-skopeo copy -q "oci:$OUT/oci:stale" "docker-archive:$W/stale.tar:stale:latest" >&2
-D load -q -i "$W/stale.tar" >&2
-mkdir -p "$W/ctx"
-printf 'FROM stale:latest\nRUN apt-get update && apt-get -y upgrade\n' > "$W/ctx/Dockerfile"
-
-docker_run() { # $1 tag
-  local t0; t0=$(now)
-  D build -q --no-cache --network host -t "$1" "$W/ctx" >&2
-  since "$t0"
-}
 log "docker build (apt-get update && apt-get -y upgrade)"
-DOCKER_S=$(docker_run up:1)
-DOCKER_S2=$(docker_run up:2)
+DOCKER_S=$(docker_upgrade up:1)
+DOCKER_S2=$(docker_upgrade up:2)
 DOCKER_UNCOMP=$(D image inspect up:1 --format '{{json .RootFS.Layers}}' >/dev/null; D history --no-trunc --format '{{.Size}}' up:1 | head -1)
 D save -o "$W/up.tar" up:1
 mkdir -p "$W/up" && tar -xf "$W/up.tar" -C "$W/up"
@@ -111,10 +89,8 @@ t0=$(now)
 for i in $(seq 1 10); do "$FRESHEN" patch "oci:$W/fleet$i:app" -o "oci:$W/fleet$i:patched" >/dev/null; done
 TEN=$(since "$t0")
 
-ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$1" "$2"; }
-mb() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1e6:.1f} MB')" "$1"; }
 cat <<EOT
-| on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F) | freshen patch --all | docker build + apt-get upgrade | ratio |
+| on $(machine) | freshen patch --all | docker build + apt-get upgrade | ratio |
 |---|---|---|---|
 | wall time, cold caches | ${FRESHEN_COLD} s | ${DOCKER_S} s | $(ratio "$FRESHEN_COLD" "$DOCKER_S") |
 | wall time, warm caches | ${FRESHEN_WARM} s | ${DOCKER_S2} s | $(ratio "$FRESHEN_WARM" "$DOCKER_S2") |

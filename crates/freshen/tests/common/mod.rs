@@ -16,6 +16,9 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+mod debian;
+pub use debian::*;
+
 pub struct Repo {
     pub dir: PathBuf,
     pub url: String,
@@ -440,43 +443,6 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-const STALE_SOURCES: &str = "deb http://deb.debian.org/debian bookworm main\n\
-deb http://deb.debian.org/debian bookworm-updates main\n\
-deb http://deb.debian.org/debian-security bookworm-security main\n";
-
-/// A stale Debian bookworm minbase root filesystem: built with mmdebstrap
-/// from the `bookworm` main suite only (so the security suite has fixes it
-/// lacks), with sources naming bookworm, bookworm-updates and
-/// bookworm-security. Built once per day into the target directory and
-/// shared by the test binaries; FRESHEN_STALE_ROOTFS names a prebuilt one.
-/// Needs root and Debian's archive.
-pub fn stale_rootfs() -> PathBuf {
-    if let Some(p) = std::env::var_os("FRESHEN_STALE_ROOTFS") {
-        return PathBuf::from(p);
-    }
-    let day = chrono::Utc::now().format("%Y%m%d");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("stale-bookworm-{day}"));
-    if dir.join("etc/debian_version").is_file() {
-        return dir;
-    }
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(".stale-bookworm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let hook = format!("printf '{}' > \"$1/etc/apt/sources.list\"; rm -f \"$1\"/etc/apt/sources.list.d/*", STALE_SOURCES.replace('\n', "\\n"));
-    let out = Command::new("mmdebstrap")
-        .args(["--quiet", "--variant=minbase", "--mode=root", "--customize-hook"])
-        .arg(&hook)
-        .arg("bookworm")
-        .arg(&tmp)
-        .arg("http://deb.debian.org/debian")
-        .output()
-        .expect("mmdebstrap (apt-get install mmdebstrap)");
-    assert!(out.status.success(), "mmdebstrap failed: {}", String::from_utf8_lossy(&out.stderr));
-    if std::fs::rename(&tmp, &dir).is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    dir
 }
 
 /// Debian's Docker Engine, started by the test on its own socket and data
