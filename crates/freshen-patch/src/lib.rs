@@ -11,6 +11,8 @@ pub mod layer;
 mod patch;
 mod reuse;
 pub mod sandbox;
+mod script;
+pub mod secrets;
 pub mod unpack;
 
 pub use error::{Error, Result};

@@ -299,27 +299,82 @@ pub fn stale_rootfs() -> PathBuf {
     if let Some(p) = std::env::var_os("FRESHEN_STALE_ROOTFS") {
         return PathBuf::from(p);
     }
+    stale_bookworm("stale-bookworm", &[], "")
+}
+
+/// A realistic stale bookworm server image: minbase with nginx,
+/// openssh-server, python3, ca-certificates, locales, tzdata and man-db (the
+/// `bookworm` main suite only, as [`stale_rootfs`]), then edited as images
+/// are: a line appended to nginx's conffile, to the ucf-managed
+/// `sshd_config` and to openssh-client's `ssh_config`, the host keys
+/// removed (each container makes its own), a user `app` and an `/app`
+/// directory. Built once per day into the target directory.
+pub fn realistic_rootfs() -> PathBuf {
+    let edits = "printf '\\n# site: larger uploads\\n# client_max_body_size 20m;\\n' >> \"$1/etc/nginx/nginx.conf\"; \
+        printf '\\n# site\\nPermitRootLogin no\\n' >> \"$1/etc/ssh/sshd_config\"; \
+        printf '\\n# site\\n' >> \"$1/etc/ssh/ssh_config\"; \
+        rm -f \"$1\"/etc/ssh/ssh_host_*; \
+        chroot \"$1\" useradd -m -s /bin/bash app; \
+        mkdir -p \"$1/app\"; echo 'print(\"hello\")' > \"$1/app/main.py\"";
+    stale_bookworm("stale-server", &["nginx", "openssh-server", "python3", "ca-certificates", "locales", "tzdata", "man-db"], edits)
+}
+
+/// mmdebstrap's minbase of the `bookworm` main suite with `include`d
+/// packages, the stale sources and the shell commands `edits` (`$1` is the
+/// root), built once per day as `target/tmp/NAME-DAY`.
+fn stale_bookworm(name: &str, include: &[&str], edits: &str) -> PathBuf {
     let day = chrono::Utc::now().format("%Y%m%d");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("stale-bookworm-{day}"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{day}"));
     if dir.join("etc/debian_version").is_file() {
         return dir;
     }
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(".stale-bookworm-{}", std::process::id()));
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(".{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let hook = format!("printf '{}' > \"$1/etc/apt/sources.list\"; rm -f \"$1\"/etc/apt/sources.list.d/*", STALE_SOURCES.replace('\n', "\\n"));
-    let out = Command::new("mmdebstrap")
-        .args(["--quiet", "--variant=minbase", "--mode=root", "--customize-hook"])
-        .arg(&hook)
-        .arg("bookworm")
-        .arg(&tmp)
-        .arg("http://deb.debian.org/debian")
-        .output()
-        .expect("mmdebstrap (apt-get install mmdebstrap)");
+    let hook = format!("set -e; printf '{}' > \"$1/etc/apt/sources.list\"; rm -f \"$1\"/etc/apt/sources.list.d/*; {edits}", STALE_SOURCES.replace('\n', "\\n"));
+    let mut cmd = Command::new("mmdebstrap");
+    cmd.args(["--quiet", "--variant=minbase", "--mode=root", "--customize-hook"]).arg(&hook);
+    if !include.is_empty() {
+        cmd.arg(format!("--include={}", include.join(",")));
+    }
+    let out = cmd.arg("bookworm").arg(&tmp).arg("http://deb.debian.org/debian").output().expect("mmdebstrap (apt-get install mmdebstrap)");
     assert!(out.status.success(), "mmdebstrap failed: {}", String::from_utf8_lossy(&out.stderr));
     if std::fs::rename(&tmp, &dir).is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
     dir
+}
+
+/// Unpacks `layout:tag` with umoci (an unpacker freshen did not write);
+/// returns the root filesystem.
+pub fn umoci_unpack(layout: &Path, tag: &str, dest: &Path) -> PathBuf {
+    let out = Command::new("umoci").args(["unpack", "--image", &format!("{}:{tag}", layout.display())]).arg(dest).output().expect("umoci");
+    assert!(out.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&out.stderr));
+    dest.join("rootfs")
+}
+
+/// The names in the gzip-compressed layer `digest` of an OCI layout.
+pub fn layer_names(layout: &Path, digest: &str) -> Vec<String> {
+    let blob = layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(std::fs::File::open(&blob).unwrap()));
+    archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect()
+}
+
+/// The manifest digest tagged `tag` in an OCI layout's index.
+pub fn tagged_digest(layout: &Path, tag: &str) -> String {
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"].as_array().unwrap().iter().find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag).unwrap()["digest"].as_str().unwrap().to_string()
+}
+
+/// A blob of an OCI layout, parsed as JSON.
+pub fn layout_json(layout: &Path, digest: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap()).unwrap()
+}
+
+/// `apt-mark showauto` in the root filesystem `root` (a chroot).
+pub fn showauto(root: &Path) -> String {
+    let out = Command::new("chroot").arg(root).args(["apt-mark", "showauto"]).output().expect("chroot");
+    assert!(out.status.success(), "apt-mark showauto: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Debian's Docker Engine, started by the test on its own socket and data
@@ -397,10 +452,14 @@ pub struct StaleImage {
 
 impl StaleImage {
     pub fn new(created_by: &str) -> StaleImage {
-        let rootfs = stale_rootfs();
+        StaleImage::of(&stale_rootfs(), created_by)
+    }
+
+    /// `rootfs` packed as a one-layer image.
+    pub fn of(rootfs: &Path, created_by: &str) -> StaleImage {
         let work = tempdir();
         let layout = work.join("oci");
-        let image = pack(&[(&rootfs, created_by)], &layout, "stale");
+        let image = pack(&[(rootfs, created_by)], &layout, "stale");
         StaleImage { cache: work.join("cache"), layout, image, _cleanup: Cleanup(vec![work.clone()]), work }
     }
 }
