@@ -397,4 +397,48 @@ mod tests {
         assert!(!is_noise("var/lib/dpkg/status", &[]));
         assert!(!is_noise("usr/bin/apt", &[]));
     }
+
+    fn write(p: &Path, data: &str) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, data).unwrap();
+    }
+
+    /// A maintainer script's `rm -rf DIR; mkdir DIR` with one file as it
+    /// was: overlayfs marks DIR opaque. The layer must not hide the file it
+    /// drops as unchanged, so it writes whiteouts for what is gone instead
+    /// of an opaque marker, also below new directories in DIR. Secrets the
+    /// sandbox made stay out and are counted.
+    #[test]
+    fn recreated_directory_is_written_as_differences() {
+        let t = tempfile::tempdir().unwrap();
+        let (lower, upper, blobs) = (t.path().join("lower"), t.path().join("upper"), t.path().join("blobs"));
+        write(&lower.join("d/kept.txt"), "same\n");
+        write(&lower.join("d/old.txt"), "old\n");
+        write(&lower.join("d/sub/gone.txt"), "x\n");
+        write(&lower.join("d/sub/also.txt"), "y\n");
+        write(&upper.join("d/kept.txt"), "same\n");
+        write(&upper.join("d/new.txt"), "new\n");
+        write(&upper.join("d/sub/also.txt"), "y\n");
+        write(&upper.join("etc/ssh/ssh_host_ed25519_key"), "secret\n");
+        write(&upper.join("etc/keygen.conf"), "x\n");
+        fs::create_dir_all(lower.join("etc/ssh")).unwrap();
+        for p in [&lower, &upper] {
+            for d in ["d", "d/sub", "etc", "etc/ssh"] {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(p.join(d), fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
+        if let Err(e) = rustix::fs::lsetxattr(upper.join("d"), OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty()) {
+            panic!("setting {OPAQUE_XATTR} (needs root and trusted xattrs): {e}");
+        }
+        assert!(is_opaque(&upper.join("d")));
+        let opts = LayerOptions { clamp_mtime: 1_700_000_000, compression: Compression::Gzip, docker_media_types: false, exclude: vec![], created_by: "test".into() };
+        let (layer, stats) = write_patch_layer(&upper, &lower, &blobs, &opts).unwrap();
+        let f = File::open(blobs.join(layer.digest.hex())).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(f));
+        let names: Vec<String> = archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["d/", "d/new.txt", "d/.wh.old.txt", "d/sub/", "d/sub/.wh.gone.txt", "etc/", "etc/keygen.conf"]);
+        assert_eq!(stats.secrets_left_out, ["etc/ssh/ssh_host_ed25519_key"]);
+        assert_eq!((stats.whiteouts, stats.unchanged_dropped), (2, 2));
+    }
 }

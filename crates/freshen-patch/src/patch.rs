@@ -277,7 +277,8 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
             exclude.push(p.to_string());
         }
     }
-    let apt_opts = "-q -y -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io -o Acquire::Languages=none -o APT::Install-Recommends=false -o APT::Install-Suggests=false";
+    // apt gives dpkg the PATH of `DPkg::Path`: the script's, with its mktemp first.
+    let apt_opts = "-q -y -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io -o Acquire::Languages=none -o APT::Install-Recommends=false -o APT::Install-Suggests=false -o DPkg::Path=\"$PATH\"";
     let action = if opts.all {
         format!("apt-get {apt_opts} upgrade")
     } else {

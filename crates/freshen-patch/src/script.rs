@@ -14,7 +14,9 @@ use std::path::Path;
 use crate::error::{io_err, Result};
 
 /// Where the directory holding [`MKTEMP`] is mounted in the sandbox
-/// (below `/run`, which never enters a layer).
+/// (below `/run`, which never enters a layer). The script puts it first on
+/// PATH, and apt passes that PATH on to dpkg's maintainer scripts through
+/// `-o DPkg::Path` (by default apt sets a PATH of its own).
 pub const BIN_DIR: &str = "/run/freshen/bin";
 
 /// `mktemp` with names from a counter instead of random letters, so that a

@@ -99,3 +99,38 @@ fn recreated_dirs_secrets_and_auto_marks() {
     let layer = |tag: &str| layout_json(&layout, &tagged_digest(&layout, tag))["layers"][2]["digest"].clone();
     assert_eq!(layer("again"), layer("patched-security"), "two cold runs gave different layers");
 }
+
+/// `ucfconf`'s postinst hands ucf a `mktemp` file for a conffile the image
+/// edited; ucf asks through debconf, which records the temporary name in
+/// `config.dat`. Two cold runs must still give the same layer.
+#[test]
+fn ucf_temporary_names_do_not_change_the_layer() {
+    let base = realistic_rootfs();
+    let stale = StaleImage::of(&base, "server base");
+    let r = repo();
+    let app = Rootfs { dir: tempdir() };
+    let _cleanup = Cleanup(vec![app.dir.clone()]);
+    app.write("etc/apt/sources.list", &format!("deb {} scripts-security main\n", r.url));
+    app.write_bytes("etc/apt/trusted.gpg.d/test.gpg", &std::fs::read(r.dir.join("keys/test.gpg")).unwrap());
+    let status = std::fs::read_to_string(base.join("var/lib/dpkg/status")).unwrap();
+    app.write("var/lib/dpkg/status", &format!("{}\n\n{}", status.trim_end(), stanza("ucfconf", "1.0")));
+    // ucf's record of the pristine 1.0 file, and the image's edit of it.
+    let md5 = std::process::Command::new("sh").arg("-c").arg("printf 'setting = 1\\n' | md5sum | cut -d' ' -f1").output().unwrap();
+    let hashfile = std::fs::read_to_string(base.join("var/lib/ucf/hashfile")).unwrap();
+    app.write("var/lib/ucf/hashfile", &format!("{hashfile}{}  /etc/ucfconf.conf\n", String::from_utf8_lossy(&md5.stdout).trim()));
+    app.write("etc/ucfconf.conf", "setting = 1\n# local edit\n");
+    let layout = stale.work.join("app");
+    let image = pack(&[(&base, "server base"), (&app.dir, "install ucfconf")], &layout, "app");
+    let mut layers = Vec::new();
+    for run in ["one", "two"] {
+        let out = freshen(&["patch", &image, "-o", &format!("oci:{}:{run}", layout.display())], &stale.work.join(format!("cache-{run}")));
+        assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        layers.push(layout_json(&layout, &tagged_digest(&layout, run))["layers"][2]["digest"].as_str().unwrap().to_string());
+    }
+    let names = layer_names(&layout, &layers[0]);
+    // ucf kept the edited file and put the new one aside: it really asked.
+    assert!(names.contains(&"etc/ucfconf.conf.ucf-dist".to_string()), "{names:?}");
+    assert!(!names.contains(&"etc/ucfconf.conf".to_string()), "{names:?}");
+    assert!(names.contains(&"var/cache/debconf/config.dat".to_string()), "{names:?}");
+    assert_eq!(layers[0], layers[1], "two cold runs gave different layers");
+}
