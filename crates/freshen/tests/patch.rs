@@ -65,6 +65,10 @@ fn patch_stale_image_then_repatch() {
         assert!(!names.iter().any(|n| n.starts_with(noise)), "{noise} leaked into the patch layer");
     }
     assert!(names.iter().any(|n| n == "var/lib/dpkg/status"), "the dpkg database is in the patch layer");
+    // `install --only-upgrade` marks what it names manual: freshen keeps the
+    // marks, so extended_states is as it was and not in the layer.
+    assert!(!names.iter().any(|n| n == "var/lib/apt/extended_states"), "extended_states in the patch layer");
+    assert_eq!(showauto(&bundle.join("rootfs")), showauto(&stale_rootfs()), "apt-mark showauto changed");
     // freshen's own scan of the result: nothing pending in scope.
     let (code, after) = scan_json(&format!("oci:{}:patched", layout.display()), &["--only", "security"], &cache);
     assert_eq!(code, 0, "{after}");
