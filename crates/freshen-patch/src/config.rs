@@ -66,6 +66,16 @@ pub fn unpatch(config: &Value) -> Result<Option<(Value, usize)>> {
     Ok(Some((c, n)))
 }
 
+/// The patched config's `created`: the mtime clamp (reproducible), but
+/// never older than the original's `created`, so that the patched image does
+/// not look older than the one it replaces.
+pub fn patch_created(original: &Value, clamp: u64) -> String {
+    let clamp = chrono::DateTime::<chrono::Utc>::from_timestamp(clamp as i64, 0).unwrap_or_default();
+    let original = original["created"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&chrono::Utc));
+    let t = original.map_or(clamp, |o| o.max(clamp));
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// What the patch adds to a config.
 pub struct PatchRecord<'a> {
     pub diff_id: String,
@@ -158,5 +168,14 @@ mod tests {
             assert_eq!(back, original);
         }
         assert!(unpatch(&json!({"config": {}})).unwrap().is_none());
+    }
+
+    #[test]
+    fn created_is_never_older_than_the_original() {
+        let clamp = 1_760_000_000; // 2025-10-09T08:53:20Z
+        assert_eq!(patch_created(&json!({"created": "2026-11-28T10:00:00.123456789Z"}), clamp), "2026-11-28T10:00:00.123456789Z");
+        assert_eq!(patch_created(&json!({"created": "2020-01-01T00:00:00+01:00"}), clamp), "2025-10-09T08:53:20Z");
+        assert_eq!(patch_created(&json!({}), clamp), "2025-10-09T08:53:20Z");
+        assert_eq!(patch_created(&json!({"created": "not a time"}), clamp), "2025-10-09T08:53:20Z");
     }
 }

@@ -1,6 +1,8 @@
 //! The patch layer: generated from an overlay's upper directory, the reverse
 //! of unpacking. Overlay whiteouts become OCI whiteouts, files equal to the
-//! lower layers' are dropped, apt and dpkg noise stays out, and the tar is
+//! lower layers' are dropped, apt and dpkg noise and per-instance secrets
+//! stay out, a directory a maintainer script recreated is written as its
+//! differences (whiteouts, never an opaque marker), and the tar is
 //! deterministic (sorted, numeric owners, clamped mtimes, no atime/ctime).
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,7 +36,9 @@ pub const NOISE: &[&str] = &[
     "sys/",
 ];
 
-fn is_noise(rel: &str, extra: &[String]) -> bool {
+/// Whether `rel` stays out of a patch layer as apt or dpkg noise (or one of
+/// the `extra` paths).
+pub fn is_noise(rel: &str, extra: &[String]) -> bool {
     if rel.ends_with("-old") && (rel.starts_with("var/lib/dpkg/") || rel.starts_with("var/cache/debconf/")) {
         return true;
     }
@@ -72,6 +76,10 @@ pub struct LayerStats {
     pub uncompressed_bytes: u64,
     /// Every path the layer writes or deletes, with whether it is a directory.
     pub paths: Vec<(String, bool)>,
+    /// Per-instance secrets apt's run created or changed that were left out
+    /// (see [`crate::secrets::SECRETS`]).
+    #[serde(default)]
+    pub secrets_left_out: Vec<String>,
 }
 
 fn xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
@@ -155,7 +163,7 @@ fn same_as_lower(upper: &Path, um: &fs::Metadata, lower: &Path) -> io::Result<bo
 
 /// One planned tar entry.
 enum Item {
-    Entry { rel: String, full: PathBuf, meta: fs::Metadata, opaque: bool },
+    Entry { rel: String, full: PathBuf, meta: fs::Metadata },
     Whiteout { rel: String },
 }
 
@@ -166,20 +174,46 @@ struct Planner<'a> {
     stats: LayerStats,
 }
 
+fn names_in(dir: &Path) -> Result<Vec<String>> {
+    fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<io::Result<_>>()
+        .map_err(io_err(dir))
+}
+
 impl Planner<'_> {
     /// Plans the entries below `rel`, returning them in tar order.
-    fn dir(&mut self, rel: &str) -> Result<Vec<Item>> {
+    ///
+    /// `hide_lower`: the directory is opaque in the upper directory (a
+    /// maintainer script deleted and recreated it), or below one. The layer
+    /// never carries an opaque marker: it writes what differs from the lower
+    /// layers and a whiteout for each lower entry that is gone, so that an
+    /// entry dropped as unchanged keeps showing through from below.
+    fn dir(&mut self, rel: &str, hide_lower: bool) -> Result<Vec<Item>> {
         let dir = if rel.is_empty() { self.upper.to_path_buf() } else { self.upper.join(rel) };
-        let mut names: Vec<String> = fs::read_dir(&dir)
-            .map_err(io_err(&dir))?
-            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect::<io::Result<_>>()
-            .map_err(io_err(&dir))?;
+        let mut names = names_in(&dir)?;
+        let lower_dir = if rel.is_empty() { self.lower.to_path_buf() } else { self.lower.join(rel) };
+        // Lower entries the recreated directory no longer has.
+        let mut gone = Vec::new();
+        if hide_lower && fs::symlink_metadata(&lower_dir).is_ok_and(|m| m.is_dir()) {
+            for name in names_in(&lower_dir)? {
+                if fs::symlink_metadata(dir.join(&name)).is_err() {
+                    gone.push(name.clone());
+                    names.push(name);
+                }
+            }
+        }
         names.sort();
         let mut out = Vec::new();
         for name in names {
             let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
             if is_noise(&child, &self.opts.exclude) {
+                continue;
+            }
+            if gone.contains(&name) {
+                self.stats.whiteouts += 1;
+                out.push(Item::Whiteout { rel: child });
                 continue;
             }
             let full = self.upper.join(&child);
@@ -192,17 +226,19 @@ impl Planner<'_> {
                 }
                 continue;
             }
+            if crate::secrets::is_secret(&child) {
+                self.stats.secrets_left_out.push(child);
+                continue;
+            }
             if meta.is_dir() {
-                let opaque = is_opaque(&full);
-                let children = self.dir(&child)?;
+                let children = self.dir(&child, hide_lower || is_opaque(&full))?;
                 let lm = fs::symlink_metadata(&lower).ok();
-                let changed = opaque
-                    || match &lm {
-                        Some(lm) => !lm.is_dir() || lm.mode() != meta.mode() || lm.uid() != meta.uid() || lm.gid() != meta.gid() || xattrs(&full).map_err(io_err(&full))? != xattrs(&lower).map_err(io_err(&lower))?,
-                        None => true,
-                    };
+                let changed = match &lm {
+                    Some(lm) => !lm.is_dir() || lm.mode() != meta.mode() || lm.uid() != meta.uid() || lm.gid() != meta.gid() || xattrs(&full).map_err(io_err(&full))? != xattrs(&lower).map_err(io_err(&lower))?,
+                    None => true,
+                };
                 if changed || !children.is_empty() {
-                    out.push(Item::Entry { rel: child, full, meta, opaque });
+                    out.push(Item::Entry { rel: child, full, meta });
                     out.extend(children);
                 }
                 continue;
@@ -214,7 +250,7 @@ impl Planner<'_> {
                 self.stats.unchanged_dropped += 1;
                 continue;
             }
-            out.push(Item::Entry { rel: child, full, meta, opaque: false });
+            out.push(Item::Entry { rel: child, full, meta });
         }
         Ok(out)
     }
@@ -274,8 +310,8 @@ fn write_items<W: Write>(b: &mut tar::Builder<W>, items: &[Item], clamp: u64, st
                 h.set_entry_type(tar::EntryType::Regular);
                 b.append_data(&mut h, path, io::empty())?;
             }
-            Item::Entry { rel, full, meta, opaque } => {
-                stats.paths.push((rel.clone(), meta.is_dir() && !*opaque));
+            Item::Entry { rel, full, meta } => {
+                stats.paths.push((rel.clone(), meta.is_dir()));
                 let ft = meta.file_type();
                 let xa = if ft.is_symlink() { BTreeMap::new() } else { xattrs(full)? };
                 if !xa.is_empty() {
@@ -286,13 +322,6 @@ fn write_items<W: Write>(b: &mut tar::Builder<W>, items: &[Item], clamp: u64, st
                 if ft.is_dir() {
                     h.set_entry_type(tar::EntryType::Directory);
                     b.append_data(&mut h, format!("{rel}/"), io::empty())?;
-                    if *opaque {
-                        let mut w = tar::Header::new_gnu();
-                        w.set_mode(0o644);
-                        w.set_mtime(clamp);
-                        w.set_size(0);
-                        b.append_data(&mut w, format!("{rel}/.wh..wh..opq"), io::empty())?;
-                    }
                 } else if ft.is_symlink() {
                     h.set_entry_type(tar::EntryType::Symlink);
                     b.append_link(&mut h, rel, fs::read_link(full)?)?;
@@ -323,7 +352,7 @@ fn write_items<W: Write>(b: &mut tar::Builder<W>, items: &[Item], clamp: u64, st
 /// into `blobs` (a `blobs/sha256` directory).
 pub fn write_patch_layer(upper: &Path, lower: &Path, blobs: &Path, opts: &LayerOptions) -> Result<(LayerBlob, LayerStats)> {
     let mut planner = Planner { upper, lower, opts, stats: LayerStats::default() };
-    let items = planner.dir("")?;
+    let items = planner.dir("", false)?;
     let mut stats = planner.stats;
     fs::create_dir_all(blobs).map_err(io_err(blobs))?;
     let tmp = blobs.join(format!(".tmp-layer-{}", std::process::id()));
@@ -367,5 +396,49 @@ mod tests {
         assert!(is_noise("usr/sbin/policy-rc.d", &["usr/sbin/policy-rc.d".into()]));
         assert!(!is_noise("var/lib/dpkg/status", &[]));
         assert!(!is_noise("usr/bin/apt", &[]));
+    }
+
+    fn write(p: &Path, data: &str) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, data).unwrap();
+    }
+
+    /// A maintainer script's `rm -rf DIR; mkdir DIR` with one file as it
+    /// was: overlayfs marks DIR opaque. The layer must not hide the file it
+    /// drops as unchanged, so it writes whiteouts for what is gone instead
+    /// of an opaque marker, also below new directories in DIR. Secrets the
+    /// sandbox made stay out and are counted.
+    #[test]
+    fn recreated_directory_is_written_as_differences() {
+        let t = tempfile::tempdir().unwrap();
+        let (lower, upper, blobs) = (t.path().join("lower"), t.path().join("upper"), t.path().join("blobs"));
+        write(&lower.join("d/kept.txt"), "same\n");
+        write(&lower.join("d/old.txt"), "old\n");
+        write(&lower.join("d/sub/gone.txt"), "x\n");
+        write(&lower.join("d/sub/also.txt"), "y\n");
+        write(&upper.join("d/kept.txt"), "same\n");
+        write(&upper.join("d/new.txt"), "new\n");
+        write(&upper.join("d/sub/also.txt"), "y\n");
+        write(&upper.join("etc/ssh/ssh_host_ed25519_key"), "secret\n");
+        write(&upper.join("etc/keygen.conf"), "x\n");
+        fs::create_dir_all(lower.join("etc/ssh")).unwrap();
+        for p in [&lower, &upper] {
+            for d in ["d", "d/sub", "etc", "etc/ssh"] {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(p.join(d), fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
+        if let Err(e) = rustix::fs::lsetxattr(upper.join("d"), OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty()) {
+            panic!("setting {OPAQUE_XATTR} (needs root and trusted xattrs): {e}");
+        }
+        assert!(is_opaque(&upper.join("d")));
+        let opts = LayerOptions { clamp_mtime: 1_700_000_000, compression: Compression::Gzip, docker_media_types: false, exclude: vec![], created_by: "test".into() };
+        let (layer, stats) = write_patch_layer(&upper, &lower, &blobs, &opts).unwrap();
+        let f = File::open(blobs.join(layer.digest.hex())).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(f));
+        let names: Vec<String> = archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["d/", "d/new.txt", "d/.wh.old.txt", "d/sub/", "d/sub/.wh.gone.txt", "etc/", "etc/keygen.conf"]);
+        assert_eq!(stats.secrets_left_out, ["etc/ssh/ssh_host_ed25519_key"]);
+        assert_eq!((stats.whiteouts, stats.unchanged_dropped), (2, 2));
     }
 }

@@ -12,6 +12,8 @@ mod local;
 mod patch;
 mod reuse;
 pub mod sandbox;
+mod script;
+pub mod secrets;
 pub mod unpack;
 
 pub use error::{Error, Result};

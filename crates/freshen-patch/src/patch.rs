@@ -14,6 +14,7 @@ use crate::config::{patch_config, patch_manifest, unpatch, PatchRecord};
 use crate::error::{io_err, Error, Result};
 use crate::layer::{write_patch_layer, Compression, LayerOptions, LayerStats};
 use crate::reuse;
+use crate::script;
 use crate::sandbox::{self, Bind, Overlay, RunSpec};
 
 /// Options of a patch run.
@@ -286,20 +287,22 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
             exclude.push(p.to_string());
         }
     }
-    let apt_opts = "-q -y -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io -o Acquire::Languages=none -o APT::Install-Recommends=false -o APT::Install-Suggests=false";
+    // apt gives dpkg the PATH of `DPkg::Path`: the script's, with its mktemp first.
+    let apt_opts = "-q -y -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io -o Acquire::Languages=none -o APT::Install-Recommends=false -o APT::Install-Suggests=false -o DPkg::Path=\"$PATH\"";
     let action = if opts.all {
         format!("apt-get {apt_opts} upgrade")
     } else {
         let pkgs: Vec<String> = ctx.todo.iter().map(|(_, u)| format!("{}:{}={}", u.package, u.arch, u.candidate.version)).collect();
         format!("apt-get {apt_opts} install --only-upgrade {}", pkgs.join(" "))
     };
-    let script = format!(
-        "set -e\nstep() {{ echo \"freshen-step $1 $(cat /proc/uptime)\"; }}\nstep install\n{action}\nstep check\nout=$(dpkg --audit)\nif [ -n \"$out\" ]; then echo \"dpkg --audit: $out\"; exit 1; fi\napt-get -q check\nstep done\n"
-    );
+    let script = script::apt_script(&action);
+    let bin = ctx.work.0.join("bin");
+    script::write_bin(&bin)?;
     let mut binds = vec![
         Bind { source: lists.clone(), destination: "/var/lib/apt/lists".into(), read_only: true },
         Bind { source: archives.clone(), destination: "/var/cache/apt".into(), read_only: false },
         Bind { source: policy.clone(), destination: "/usr/sbin/policy-rc.d".into(), read_only: true },
+        Bind { source: bin, destination: script::BIN_DIR.into(), read_only: true },
     ];
     if Path::new("/etc/resolv.conf").exists() {
         binds.push(Bind { source: "/etc/resolv.conf".into(), destination: "/etc/resolv.conf".into(), read_only: true });
@@ -426,7 +429,8 @@ pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -
     let t = Instant::now();
     let os_k = os_layers(&view, n_base);
     let ids: Vec<String> = todo.iter().map(|(_, u)| format!("{}:{}={}", u.package, u.arch, u.candidate.version)).collect();
-    let options = format!("all={} compression={:?} clamp={clamp} docker={docker}", opts.all, opts.compression);
+    // `layer=2`: the layer format (no opaque markers, no secrets, auto marks kept).
+    let options = format!("all={} compression={:?} clamp={clamp} docker={docker} layer=2", opts.all, opts.compression);
     let record_key = reuse::key(&base_layers[..os_k], &ids, &options);
     let mut built = None;
     let mut reused = false;
@@ -476,7 +480,7 @@ pub fn patch(source: &dyn ImageSource, fetcher: &Fetcher, opts: &PatchOptions) -
         })
         .collect();
     let packages: Vec<(String, String)> = upgraded.iter().map(|u| (u.package.clone(), u.to.clone())).collect();
-    let created = DateTime::<Utc>::from_timestamp(clamp as i64, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let created = crate::config::patch_created(&base_config, clamp);
     let rec = PatchRecord {
         diff_id: built.layer.diff_id.to_string(),
         base_layers: n_base,

@@ -13,12 +13,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-fn unpack(layout: &Path, tag: &str, dest: &Path) -> std::path::PathBuf {
-    let out = Command::new("umoci").args(["unpack", "--image", &format!("{}:{tag}", layout.display())]).arg(dest).output().expect("umoci");
-    assert!(out.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&out.stderr));
-    dest.join("rootfs")
-}
-
 fn manifest(layout: &Path, tag: &str) -> Value {
     let out = Command::new("skopeo").args(["inspect", "--raw", &format!("oci:{}:{tag}", layout.display())]).output().expect("skopeo");
     assert!(out.status.success(), "skopeo inspect: {}", String::from_utf8_lossy(&out.stderr));
@@ -72,7 +66,7 @@ fn rebase_moves_own_layers_and_checks_the_base() {
     let index: Value = serde_json::from_str(&new_digest).unwrap();
     let digest_of = |tag: &str| index["manifests"].as_array().unwrap().iter().find(|e| e["annotations"]["org.opencontainers.image.ref.name"] == tag).unwrap()["digest"].clone();
     assert_eq!(m["annotations"]["org.opencontainers.image.base.digest"], digest_of("new"));
-    let root = unpack(&layout, "rebased", &work.join("u1"));
+    let root = umoci_unpack(&layout, "rebased", &work.join("u1"));
     assert_eq!(std::fs::read_to_string(root.join("etc/base-version")).unwrap(), "new\n");
     assert_eq!(std::fs::read_to_string(root.join("app/hello")).unwrap(), "hello\n");
     // The scan sees the new base's dpkg database.
@@ -86,7 +80,7 @@ fn rebase_moves_own_layers_and_checks_the_base() {
     let _c2 = Cleanup(vec![newer_root.dir.clone()]);
     let newer = pack(&[(&newer_root.dir, "newer base")], &layout, "newer");
     ok(&freshen(&["rebase", &dest("rebased"), "--onto", &newer, "-o", &dest("again")], &cache));
-    let root = unpack(&layout, "again", &work.join("u2"));
+    let root = umoci_unpack(&layout, "again", &work.join("u2"));
     assert_eq!(std::fs::read_to_string(root.join("etc/base-version")).unwrap(), "newer\n");
     assert_eq!(std::fs::read_to_string(root.join("app/hello")).unwrap(), "hello\n");
 

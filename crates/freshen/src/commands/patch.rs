@@ -122,6 +122,9 @@ pub fn run(args: Args) -> Result<u8> {
         s.whiteouts,
         s.unchanged_dropped
     );
+    if !s.secrets_left_out.is_empty() {
+        println!("left out of the layer (per-instance secrets the image did not ship as apt made them): {}", s.secrets_left_out.join(", "));
+    }
     println!("wrote {output} ({digest})");
     let cves = crate::vex::fixed_cves(&patched.upgraded);
     if let Some(path) = &args.report {
@@ -144,6 +147,7 @@ pub fn run(args: Args) -> Result<u8> {
                 "files": s.files,
                 "whiteouts": s.whiteouts,
                 "unchanged_dropped": s.unchanged_dropped,
+                "secrets_left_out": s.secrets_left_out,
             },
             "timings_ms": timings.iter().map(|(k, d)| (k.to_string(), json!(d.as_millis() as u64))).collect::<serde_json::Map<_, _>>(),
             "total_ms": started.elapsed().as_millis() as u64,

@@ -66,6 +66,28 @@ pub fn stale_rootfs() -> PathBuf {
     rootfs(&STALE)
 }
 
+/// A realistic stale bookworm server image: [`STALE`] with nginx,
+/// openssh-server, python3, ca-certificates, locales, tzdata and man-db,
+/// then edited as images are: a line appended to nginx's conffile, to the
+/// ucf-managed `sshd_config` and to openssh-client's `ssh_config`, the host
+/// keys removed (each container makes its own), a user `app` and an `/app`
+/// directory.
+pub const SERVER: RootfsSpec = RootfsSpec {
+    include: &["nginx", "openssh-server", "python3", "ca-certificates", "locales", "tzdata", "man-db"],
+    customize: "set -e; printf '\\n# site: larger uploads\\n# client_max_body_size 20m;\\n' >> \"$1/etc/nginx/nginx.conf\"; \
+        printf '\\n# site\\nPermitRootLogin no\\n' >> \"$1/etc/ssh/sshd_config\"; \
+        printf '\\n# site\\n' >> \"$1/etc/ssh/ssh_config\"; \
+        rm -f \"$1\"/etc/ssh/ssh_host_*; \
+        chroot \"$1\" useradd -m -s /bin/bash app; \
+        mkdir -p \"$1/app\"; echo 'print(\"hello\")' > \"$1/app/main.py\"",
+    ..STALE
+};
+
+/// [`SERVER`], built once per day.
+pub fn realistic_rootfs() -> PathBuf {
+    rootfs(&SERVER)
+}
+
 /// The root filesystem `spec` describes, built today or now.
 pub fn rootfs(spec: &RootfsSpec) -> PathBuf {
     let key = format!(

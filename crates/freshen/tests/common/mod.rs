@@ -445,6 +445,39 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Unpacks `layout:tag` with umoci (an unpacker freshen did not write);
+/// returns the root filesystem.
+pub fn umoci_unpack(layout: &Path, tag: &str, dest: &Path) -> PathBuf {
+    let out = Command::new("umoci").args(["unpack", "--image", &format!("{}:{tag}", layout.display())]).arg(dest).output().expect("umoci");
+    assert!(out.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&out.stderr));
+    dest.join("rootfs")
+}
+
+/// The names in the gzip-compressed layer `digest` of an OCI layout.
+pub fn layer_names(layout: &Path, digest: &str) -> Vec<String> {
+    let blob = layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(std::fs::File::open(&blob).unwrap()));
+    archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect()
+}
+
+/// The manifest digest tagged `tag` in an OCI layout's index.
+pub fn tagged_digest(layout: &Path, tag: &str) -> String {
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"].as_array().unwrap().iter().find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag).unwrap()["digest"].as_str().unwrap().to_string()
+}
+
+/// A blob of an OCI layout, parsed as JSON.
+pub fn layout_json(layout: &Path, digest: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap()).unwrap()
+}
+
+/// `apt-mark showauto` in the root filesystem `root` (a chroot).
+pub fn showauto(root: &Path) -> String {
+    let out = Command::new("chroot").arg(root).args(["apt-mark", "showauto"]).output().expect("chroot");
+    assert!(out.status.success(), "apt-mark showauto: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Debian's Docker Engine, started by the test on its own socket and data
 /// root (overlay2, no iptables, no bridge), stopped when dropped.
 pub struct Dockerd {
@@ -520,10 +553,14 @@ pub struct StaleImage {
 
 impl StaleImage {
     pub fn new(created_by: &str) -> StaleImage {
-        let rootfs = stale_rootfs();
+        StaleImage::of(&stale_rootfs(), created_by)
+    }
+
+    /// `rootfs` packed as a one-layer image.
+    pub fn of(rootfs: &Path, created_by: &str) -> StaleImage {
         let work = tempdir();
         let layout = work.join("oci");
-        let image = pack(&[(&rootfs, created_by)], &layout, "stale");
+        let image = pack(&[(rootfs, created_by)], &layout, "stale");
         StaleImage { cache: work.join("cache"), layout, image, _cleanup: Cleanup(vec![work.clone()]), work }
     }
 }
