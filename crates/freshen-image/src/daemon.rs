@@ -92,6 +92,51 @@ pub(crate) fn load(name: &str, img: &NewImage, t: &Transport) -> Result<Digest> 
     Ok(manifest_digest)
 }
 
+/// A running container as the Engine lists it (`GET /containers/json`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct ContainerSummary {
+    #[serde(rename = "Id")]
+    pub id: String,
+    /// The names, each with a leading `/`.
+    #[serde(rename = "Names", default)]
+    pub names: Vec<String>,
+    /// The image as the container was created with it (a name, a digest
+    /// reference or an id; the Engine shows the id once the name moved on).
+    #[serde(rename = "Image", default)]
+    pub image: String,
+    /// The id of the image the container runs.
+    #[serde(rename = "ImageID", default)]
+    pub image_id: String,
+    #[serde(rename = "Labels", default, deserialize_with = "null_as_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl ContainerSummary {
+    /// The first name without its leading `/` (else the short id).
+    pub fn name(&self) -> String {
+        self.names.first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_else(|| self.id.chars().take(12).collect())
+    }
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<std::collections::BTreeMap<String, String>, D::Error> {
+    Ok(Option::deserialize(d)?.unwrap_or_default())
+}
+
+/// The running containers of the Engine `t` names.
+pub fn running_containers(t: &Transport) -> Result<Vec<ContainerSummary>> {
+    let engine = Engine::new(t)?;
+    let resp = engine.call("GET", "/containers/json", None)?;
+    let resp = engine.check(resp, "containers")?;
+    let bytes = engine.read_small(resp.body, "containers")?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("the Docker Engine at {} sent an unreadable container list: {e}", engine.url)))
+}
+
+/// The id of image `name` (`NAME:TAG` or an id) in the Engine `t` names,
+/// or `None` when it has no such image.
+pub fn image_id(name: &str, t: &Transport) -> Result<Option<String>> {
+    Engine::new(t)?.image_id(name)
+}
+
 /// A source read from an exported archive, which it removes when dropped.
 struct DaemonSource {
     source: StoreSource,
