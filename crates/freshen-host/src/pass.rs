@@ -51,6 +51,9 @@ type Scans = BTreeMap<String, std::result::Result<Scanned, ScanFailure>>;
 /// Runs one pass and records it in `state`. Call it under the pass lock.
 pub fn run(ctx: &Context, state: &mut State) -> Result<Report> {
     let pass = state.begin_pass(Utc::now(), ctx.dry_run)?;
+    if !ctx.dry_run {
+        warn!("patching and redeploying are not built yet: this pass scans and records only");
+    }
     let (targets, discovery_error) = discover(ctx);
     let scans = scan_all(ctx, &targets);
     let outcomes = plan(&targets, &scans, ctx.dry_run);

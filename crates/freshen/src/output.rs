@@ -150,15 +150,7 @@ pub fn text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 note.join("; "),
             ]);
         }
-        let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-        for row in &rows {
-            let mut line = String::new();
-            for (c, w) in widths.iter().enumerate() {
-                line.push_str(&format!("{:<w$}  ", row[c], w = *w));
-            }
-            line.push_str(&row[6]);
-            writeln!(out, "{}", line.trim_end())?;
-        }
+        table(&rows, out)?;
     }
     if let Some(h) = &r.host {
         let last = h
@@ -174,6 +166,24 @@ pub fn text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "host: unattended-upgrades {uu}; reboot {}", if h.reboot_required { "required" } else { "not required" })?;
     }
     writeln!(out, "{}", summary_line(r, &summarize(r)))
+}
+
+/// Rows as aligned columns, two spaces apart (the last column unpadded).
+pub fn table<R: AsRef<[String]>>(rows: &[R], out: &mut dyn Write) -> std::io::Result<()> {
+    let cols = rows.first().map_or(0, |r| r.as_ref().len());
+    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().map(|r| r.as_ref()[c].chars().count()).max().unwrap_or(0)).collect();
+    for row in rows {
+        let row = row.as_ref();
+        let mut line = String::new();
+        for (c, w) in widths.iter().enumerate().take(cols.saturating_sub(1)) {
+            line.push_str(&format!("{:<w$}  ", row[c], w = *w));
+        }
+        if let Some(last) = row.last() {
+            line.push_str(last);
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
 }
 
 pub fn json(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {

@@ -38,6 +38,16 @@ impl ImageArgs {
         self.transport.transport(&self.cache(), progress)
     }
 
+    /// `--cache`, when given.
+    pub fn cache_flag(&self) -> Option<&Path> {
+        self.cache.as_deref()
+    }
+
+    /// [`ImageArgs::transport`] with scratch files under `cache`.
+    pub fn transport_in(&self, cache: &Path, progress: Arc<dyn freshen_image::Progress>) -> Result<Transport> {
+        self.transport.transport(cache, progress)
+    }
+
     /// [`ImageArgs::transport`] with a spool for layers pulled from a
     /// registry, for commands that read layers more than once; the spool
     /// goes when the returned guard is dropped.
