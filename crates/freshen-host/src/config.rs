@@ -34,7 +34,8 @@ pub struct Config {
     /// The state database and the pass lock live here.
     pub state_dir: PathBuf,
     /// Downloaded indexes, packages and layers (default: `$FRESHEN_CACHE`,
-    /// else `~/.cache/freshen`, else `/var/cache/freshen`).
+    /// else `$XDG_CACHE_HOME/freshen`, else `~/.cache/freshen`, else
+    /// `/var/cache/freshen`).
     pub cache_dir: PathBuf,
     /// Dokku, when the host runs it.
     pub dokku: Dokku,
@@ -79,12 +80,14 @@ impl Default for Dokku {
     }
 }
 
-/// `$FRESHEN_CACHE`, else `~/.cache/freshen`, else `/var/cache/freshen`.
+/// freshen's cache directory: `$FRESHEN_CACHE`, else
+/// `$XDG_CACHE_HOME/freshen`, else `~/.cache/freshen`, else
+/// `/var/cache/freshen` (root without `$HOME`).
 pub fn default_cache_dir() -> PathBuf {
-    std::env::var_os("FRESHEN_CACHE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache/freshen")))
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("FRESHEN_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("freshen")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache/freshen")))
         .unwrap_or_else(|| PathBuf::from("/var/cache/freshen"))
 }
 

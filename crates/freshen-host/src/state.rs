@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
 use crate::error::{db_err, io_err, Error, Result};
-use crate::model::{Kind, Outcome, Pending};
+use crate::model::{Outcome, Pending};
 
 /// The database's file name in the state directory.
 pub const FILE: &str = "state.db";
@@ -301,7 +301,6 @@ impl State {
 /// container started later from a known-stale image is exposed since then);
 /// fixes no longer pending are resolved now.
 fn record_fixes(tx: &rusqlite::Transaction, target: i64, pending: &[Pending], now: &str) -> rusqlite::Result<()> {
-    tx.execute("UPDATE fixes SET last_seen = 'stale' WHERE target_id = ?1 AND resolved_at IS NULL", [target])?;
     for p in pending {
         let first_seen: Option<String> = tx
             .query_row("SELECT min(first_seen) FROM fixes WHERE package = ?1 AND arch = ?2 AND installed = ?3", params![p.package, p.arch, p.installed], |r| r.get(0))
@@ -330,7 +329,8 @@ fn record_fixes(tx: &rusqlite::Transaction, target: i64, pending: &[Pending], no
             ],
         )?;
     }
-    tx.execute("UPDATE fixes SET resolved_at = ?2 WHERE target_id = ?1 AND last_seen = 'stale'", params![target, now])?;
+    // Pending before, not seen now: no longer pending.
+    tx.execute("UPDATE fixes SET resolved_at = ?2 WHERE target_id = ?1 AND resolved_at IS NULL AND last_seen <> ?2", params![target, now])?;
     Ok(())
 }
 
@@ -390,17 +390,10 @@ pub struct FixStatus {
     pub exposure_seconds: Option<i64>,
 }
 
-impl Kind {
-    /// Parses [`Kind::as_str`]'s names.
-    pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::Container, Kind::DokkuApp, Kind::Image].into_iter().find(|k| k.as_str() == s)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Action, Target};
+    use crate::model::{Action, Kind, Target};
 
     fn pending(pkg: &str, installed: &str) -> Pending {
         Pending {

@@ -48,7 +48,9 @@ pub fn run(args: Args) -> Result<u8> {
         let security = o.pending.as_ref().map_or("-".to_string(), |_| o.pending_security().to_string());
         rows.push(vec![o.target.kind.as_str().into(), o.target.name.clone(), o.target.image.clone(), security, action]);
     }
-    table(&rows, &mut std::io::stdout().lock())?;
+    if !report.outcomes.is_empty() {
+        table(&rows, &mut std::io::stdout().lock())?;
+    }
     if let Some(e) = &report.discovery_error {
         eprintln!("error: discovery: {e}");
     }
