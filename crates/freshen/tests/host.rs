@@ -98,7 +98,11 @@ fn discovers_scans_once_and_records_what_runs() {
 
     let out = run(&config);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("dry run: would patch"), "{stdout}");
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let line = |name: &str| stdout.lines().find(|l| l.split_whitespace().nth(1) == Some(name)).unwrap_or_else(|| panic!("no line for {name}: {stdout}"));
+    assert!(line("web1").contains("skipped: dry run: would patch"), "{stdout}");
+    assert!(line("pinned").contains("skipped: the container names its image by id"), "{stdout}");
+    assert!(!stdout.contains(" off "), "{stdout}");
     let s1 = status(&state);
     let mut want = vec!["container:on", "container:pinned", "container:web1", "container:web2", "dokku-app:shop"].into_iter().map(String::from).collect::<Vec<_>>();
     want.extend([format!("image:{alpine}"), format!("image:{hermetic}")]);
@@ -184,6 +188,8 @@ fn one_pass_at_a_time_failures_recorded_status_without_root() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_error(&freshen(&args, &cache), &["another freshen pass", &format!("(pid {holder})"), lock.to_str().unwrap()]);
+    // Readers do not wait for the pass.
+    assert_eq!(status(&state)["targets"], serde_json::json!([]));
     // The first pass goes on past an unreachable Engine and a silent
     // mirror, records both, and fails.
     assert_eq!(first.wait().unwrap().code(), Some(1));

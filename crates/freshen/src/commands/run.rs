@@ -55,7 +55,9 @@ pub fn run(args: Args) -> Result<u8> {
         eprintln!("error: discovery: {e}");
     }
     let pending = report.pending_security();
-    println!("{} targets, {pending} security fixes pending", report.outcomes.len());
+    let exposed = report.outcomes.iter().filter(|o| o.pending_security() > 0).count();
+    let failed = report.outcomes.iter().filter(|o| o.action == freshen_host::model::Action::Failed).count();
+    println!("{} targets: {exposed} with security fixes pending, {failed} failed", report.outcomes.len());
     Ok(if report.failed() {
         crate::exit::ERROR
     } else if pending > 0 {
