@@ -64,13 +64,22 @@ pub fn run(ctx: &Context, state: &mut State) -> Result<Report> {
 /// The targets of this pass. An Engine that cannot be reached is an error
 /// of the pass, but the configured images are still looked after.
 fn discover(ctx: &Context) -> (Vec<Target>, Option<String>) {
-    let (containers, error) = match freshen_image::daemon::running_containers(ctx.transport) {
+    let (mut containers, error) = match freshen_image::daemon::running_containers(ctx.transport) {
         Ok(c) => (c, None),
         Err(e) => {
             warn!(error = %e, "discovery failed");
             (Vec::new(), Some(e.to_string()))
         }
     };
+    for c in containers.iter_mut().filter(|c| c.image.starts_with("sha256:")) {
+        // The name the container was created with has moved to another
+        // image (a patch in place does that): the container still runs
+        // the image it names by that name.
+        match freshen_image::daemon::container_image_name(&c.id, ctx.transport) {
+            Ok(name) => c.image = name,
+            Err(e) => warn!(container = %c.name(), error = %e, "cannot read the container's image name"),
+        }
+    }
     let resolve = |name: &str| freshen_image::daemon::image_id(name, ctx.transport).ok().flatten();
     let targets = discover::targets(&containers, ctx.config, &resolve);
     info!(containers = containers.len(), targets = targets.len(), "discovered");

@@ -131,6 +131,30 @@ pub fn running_containers(t: &Transport) -> Result<Vec<ContainerSummary>> {
     serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("the Docker Engine at {} sent an unreadable container list: {e}", engine.url)))
 }
 
+/// The image a container was created from, as it was named then
+/// (`Config.Image` of `GET /containers/{id}/json`). The container list
+/// shows the image's id instead once that name has moved to another image.
+pub fn container_image_name(id: &str, t: &Transport) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Config {
+        #[serde(rename = "Image", default)]
+        image: String,
+    }
+    #[derive(Deserialize)]
+    struct ContainerInspect {
+        #[serde(rename = "Config")]
+        config: Config,
+    }
+    let engine = Engine::new(t)?;
+    let what = format!("container {id}");
+    let resp = engine.call("GET", &format!("/containers/{}/json", http::escape(id)), None)?;
+    let resp = engine.check(resp, &what)?;
+    let bytes = engine.read_small(resp.body, &what)?;
+    let inspect: ContainerInspect =
+        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{what}: the Docker Engine at {} sent an unreadable container inspect: {e}", engine.url)))?;
+    Ok(inspect.config.image)
+}
+
 /// The id of image `name` (`NAME:TAG` or an id) in the Engine `t` names,
 /// or `None` when it has no such image.
 pub fn image_id(name: &str, t: &Transport) -> Result<Option<String>> {

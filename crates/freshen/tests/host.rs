@@ -145,6 +145,17 @@ fn discovers_scans_once_and_records_what_runs() {
     assert!(target(&s2, "web1")["last_action_at"].as_str() > target(&s1, "web1")["last_action_at"].as_str());
     assert!(target(&s2, "web1")["exposure_seconds"].as_i64() >= target(&s1, "web1")["exposure_seconds"].as_i64());
 
+    // When the name a container was created with moves to another image,
+    // the Engine lists the container by its image's id; it is still the
+    // container of `stale:latest`, running the image it started with.
+    expect(&["copy", &hermetic, "docker-daemon:stale:latest", "--docker-host", &d.host], &stale.cache, 0);
+    let listed = d.ok(&["ps", "--filter", "name=web1", "--format", "{{.Image}}"]);
+    assert!(!listed.contains("stale"), "the Engine still lists web1 by name: {listed}");
+    run(&config);
+    let web1 = target(&status(&state), "web1").clone();
+    assert_eq!((web1["image"].as_str(), web1["image_id"].as_str(), web1["last_action"].as_str()), (Some("stale:latest"), Some(id.as_str()), Some("skipped")), "{web1:#}");
+    assert!(web1["pending_security"].as_u64().unwrap() > 0, "{web1:#}");
+
     // `containers = "labelled"`: only those labelled org.freshen.enable=true.
     let labelled = write_config(work, "labelled.toml", "containers = \"labelled\"\n");
     run(&labelled);
