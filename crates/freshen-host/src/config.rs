@@ -110,12 +110,19 @@ impl Config {
 
     /// Parses TOML text; `file` names it in errors.
     pub fn parse(text: &str, file: &Path) -> Result<Config> {
-        toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
-            let line = text[..at].matches('\n').count() + 1;
+        let line_of = |at: usize| text[..at.min(text.len())].matches('\n').count() + 1;
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = line_of(e.span().map(|s| s.start).unwrap_or(0));
             let message = e.message().trim().replace('\n', " ");
             Error::Config { file: file.to_path_buf(), line, key: key_at(text, e.span()), message }
-        })
+        })?;
+        for image in &config.images {
+            if let Err(e) = freshen_image::ImageRef::parse(image) {
+                let at = text.find(&format!("{image:?}")).unwrap_or(0);
+                return Err(Error::Config { file: file.to_path_buf(), line: line_of(at), key: "images".into(), message: e.to_string() });
+            }
+        }
+        Ok(config)
     }
 
     /// The configuration as TOML (`--print-config`).
@@ -186,6 +193,8 @@ mod tests {
         assert!(e.contains("f.toml:3:") && e.contains("unknown field `x`"), "{e}");
         let e = err("containers = \"some\"\n");
         assert!(e.starts_with("f.toml:1: containers: unknown variant `some`"), "{e}");
+        let e = err("images = [\n  \"oci:/x:y\",\n  \"nope:foo\",\n]\n");
+        assert!(e.starts_with("f.toml:3: images: ") && e.contains("nope:foo"), "{e}");
         let e = err("interval = 5\n");
         assert!(e.starts_with("f.toml:1: interval:"), "{e}");
     }
