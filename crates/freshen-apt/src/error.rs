@@ -6,6 +6,9 @@ pub enum Error {
     Parse { file: String, line: usize, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// The image is not Debian or Ubuntu based (no dpkg database).
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{source_name}: {message}")]
     Source { source_name: String, message: String },
     /// `url` is shown without credentials.

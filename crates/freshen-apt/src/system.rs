@@ -141,7 +141,7 @@ impl System {
             } else {
                 format!("no dpkg database (/var/lib/dpkg/status) in an image of {}: freshen supports Debian and Ubuntu based images", os.describe())
             };
-            return Err(Error::Invalid(what));
+            return Err(Error::Unsupported(what));
         }
         installed.sort_by(|a, b| a.name.cmp(&b.name).then(a.arch.cmp(&b.arch)));
         let native_arch = installed

@@ -92,6 +92,75 @@ pub(crate) fn load(name: &str, img: &NewImage, t: &Transport) -> Result<Digest> 
     Ok(manifest_digest)
 }
 
+/// A running container as the Engine lists it (`GET /containers/json`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct ContainerSummary {
+    #[serde(rename = "Id")]
+    pub id: String,
+    /// The names, each with a leading `/`.
+    #[serde(rename = "Names", default)]
+    pub names: Vec<String>,
+    /// The image as the container was created with it (a name, a digest
+    /// reference or an id; the Engine shows the id once the name moved on).
+    #[serde(rename = "Image", default)]
+    pub image: String,
+    /// The id of the image the container runs.
+    #[serde(rename = "ImageID", default)]
+    pub image_id: String,
+    #[serde(rename = "Labels", default, deserialize_with = "null_as_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl ContainerSummary {
+    /// The first name without its leading `/` (else the short id).
+    pub fn name(&self) -> String {
+        self.names.first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_else(|| self.id.chars().take(12).collect())
+    }
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<std::collections::BTreeMap<String, String>, D::Error> {
+    Ok(Option::deserialize(d)?.unwrap_or_default())
+}
+
+/// The running containers of the Engine `t` names.
+pub fn running_containers(t: &Transport) -> Result<Vec<ContainerSummary>> {
+    let engine = Engine::new(t)?;
+    let resp = engine.call("GET", "/containers/json", None)?;
+    let resp = engine.check(resp, "listing containers")?;
+    let bytes = engine.read_small(resp.body, "listing containers")?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("the Docker Engine at {} sent an unreadable container list: {e}", engine.url)))
+}
+
+/// The image a container was created from, as it was named then
+/// (`Config.Image` of `GET /containers/{id}/json`). The container list
+/// shows the image's id instead once that name has moved to another image.
+pub fn container_image_name(id: &str, t: &Transport) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Config {
+        #[serde(rename = "Image", default)]
+        image: String,
+    }
+    #[derive(Deserialize)]
+    struct ContainerInspect {
+        #[serde(rename = "Config")]
+        config: Config,
+    }
+    let engine = Engine::new(t)?;
+    let what = format!("container {id}");
+    let resp = engine.call("GET", &format!("/containers/{}/json", http::escape(id)), None)?;
+    let resp = engine.check(resp, &what)?;
+    let bytes = engine.read_small(resp.body, &what)?;
+    let inspect: ContainerInspect =
+        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{what}: the Docker Engine at {} sent an unreadable container inspect: {e}", engine.url)))?;
+    Ok(inspect.config.image)
+}
+
+/// The id of image `name` (`NAME:TAG` or an id) in the Engine `t` names,
+/// or `None` when it has no such image.
+pub fn image_id(name: &str, t: &Transport) -> Result<Option<String>> {
+    Engine::new(t)?.image_id(name)
+}
+
 /// A source read from an exported archive, which it removes when dropped.
 struct DaemonSource {
     source: StoreSource,
@@ -148,8 +217,8 @@ impl Engine {
         if resp.status == 404 {
             return Ok(None);
         }
-        let resp = self.check(resp, name)?;
-        let bytes = self.read_small(resp.body, name)?;
+        let resp = self.check(resp, &subject(name))?;
+        let bytes = self.read_small(resp.body, &subject(name))?;
         let inspect: Inspect = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Invalid(format!("docker-daemon:{name}: the Docker Engine at {} sent an unreadable image inspect: {e}", self.url)))?;
         Ok(Some(inspect.id))
@@ -158,7 +227,7 @@ impl Engine {
     /// Streams `docker save NAME` into a temporary file.
     fn export(&self, name: &str, t: &Transport) -> Result<TempFile> {
         let resp = self.call("GET", &format!("/images/{}/get", http::escape(name)), None)?;
-        let resp = self.check(resp, name)?;
+        let resp = self.check(resp, &subject(name))?;
         let (tmp, file) = TempFile::create(&t.tmp_dir, "export")?;
         let mut body = Counting::new(resp.body, t.progress.begin(&format!("export {name}"), None));
         let mut out = BufWriter::with_capacity(1 << 20, file);
@@ -173,8 +242,8 @@ impl Engine {
         let repo = repository(name);
         let path = format!("/images/{}/tag?repo={}&tag={}", http::escape(name), http::escape(repo), http::escape(tag));
         let resp = self.call("POST", &path, None)?;
-        let resp = self.check(resp, name)?;
-        let _ = self.read_small(resp.body, name)?;
+        let resp = self.check(resp, &subject(name))?;
+        let _ = self.read_small(resp.body, &subject(name))?;
         Ok(format!("{repo}:{tag}"))
     }
 
@@ -186,7 +255,7 @@ impl Engine {
         let mut reader = Counting::new(BufReader::with_capacity(1 << 20, file), t.progress.begin(&format!("load {name}"), Some(len)));
         let body = Body { content_type: "application/x-tar", len, reader: &mut reader };
         let resp = self.call("POST", "/images/load?quiet=1", Some(body))?;
-        let resp = self.check(resp, name)?;
+        let resp = self.check(resp, &subject(name))?;
         let mut lines = BufReader::new(resp.body);
         loop {
             let line = match http::read_line(&mut lines, LOAD_LINE_LIMIT) {
@@ -203,30 +272,35 @@ impl Engine {
     }
 
     /// Passes a 2xx response; turns any other into an error carrying the
-    /// Engine's `message`.
-    fn check(&self, resp: Response, name: &str) -> Result<Response> {
+    /// Engine's `message`, after `what` the request was about.
+    fn check(&self, resp: Response, what: &str) -> Result<Response> {
         if (200..300).contains(&resp.status) {
             return Ok(resp);
         }
         let status = resp.status;
-        let bytes = self.read_small(resp.body, name).unwrap_or_default();
+        let bytes = self.read_small(resp.body, what).unwrap_or_default();
         let message = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
         let message = if message.trim().is_empty() { format!("HTTP status {status}") } else { one_line(&message) };
-        Err(Error::Invalid(format!("docker-daemon:{name}: the Docker Engine at {}: {message}", self.url)))
+        Err(Error::Invalid(format!("{what}: the Docker Engine at {}: {message}", self.url)))
     }
 
     /// Reads a JSON answer of at most [`JSON_LIMIT`] bytes.
-    fn read_small(&self, body: Box<dyn Read + Send>, name: &str) -> Result<Vec<u8>> {
+    fn read_small(&self, body: Box<dyn Read + Send>, what: &str) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        body.take(JSON_LIMIT + 1).read_to_end(&mut bytes).map_err(|e| Error::Invalid(format!("docker-daemon:{name}: the Docker Engine at {}: {e}", self.url)))?;
+        body.take(JSON_LIMIT + 1).read_to_end(&mut bytes).map_err(|e| Error::Invalid(format!("{what}: the Docker Engine at {}: {e}", self.url)))?;
         if bytes.len() as u64 > JSON_LIMIT {
-            return Err(Error::Invalid(format!("docker-daemon:{name}: the Docker Engine at {} sent an answer over {JSON_LIMIT} bytes", self.url)));
+            return Err(Error::Invalid(format!("{what}: the Docker Engine at {} sent an answer over {JSON_LIMIT} bytes", self.url)));
         }
         Ok(bytes)
     }
+}
+
+/// How messages name an image of the Engine.
+fn subject(name: &str) -> String {
+    format!("docker-daemon:{name}")
 }
 
 /// Says what to do about a failed connection.

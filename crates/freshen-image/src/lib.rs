@@ -12,7 +12,7 @@
 //! # Ok::<(), freshen_image::Error>(())
 //! ```
 
-mod daemon;
+pub mod daemon;
 mod digest;
 mod error;
 mod files;

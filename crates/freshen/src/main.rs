@@ -42,6 +42,10 @@ enum Command {
     Copy(commands::copy::Args),
     /// Move an image's own layers from its old base onto a new one (e.g. the patched base).
     Rebase(commands::rebase::Args),
+    /// One pass over this host: discover running containers, Dokku apps and configured images, scan each image once, record fixes and exposure.
+    Run(commands::run::Args),
+    /// What the state database knows: every target's pending security fixes, exposure and last action.
+    Status(commands::status::Args),
 }
 
 /// Whether the process is still running, was interrupted (Ctrl-C), or has
@@ -70,6 +74,8 @@ fn main() -> ExitCode {
         Command::Patch(args) => commands::patch::run(args),
         Command::Rebase(args) => commands::rebase::run(args),
         Command::Copy(args) => commands::copy::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Status(args) => commands::status::run(args),
     };
     // A command that failed because of Ctrl-C (its child processes got the
     // signal too) leaves the report to the handler, which exits with 130.

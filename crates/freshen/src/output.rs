@@ -116,8 +116,8 @@ pub fn text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let os = sys.os.pretty_name.clone().or_else(|| sys.os.id.clone()).unwrap_or_else(|| "unknown OS".into());
     // Every line carries text from the image (names, versions, layer
     // commands): control characters in it are escaped.
-    let mut line_out = |line: &str| writeln!(out, "{}", freshen_image::escape(line));
-    line_out(&format!("{}: {os}, {}, {} packages installed", r.reference, sys.native_arch, sys.installed.len()))?;
+    let line_out = |out: &mut dyn Write, line: &str| writeln!(out, "{}", freshen_image::escape(line));
+    line_out(out, &format!("{}: {os}, {}, {} packages installed", r.reference, sys.native_arch, sys.installed.len()))?;
     if !r.rows.is_empty() {
         let multi_arch = names_with_several_archs(sys);
         let mut rows: Vec<[String; 7]> = vec![[
@@ -155,15 +155,7 @@ pub fn text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 note.join("; "),
             ]);
         }
-        let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-        for row in &rows {
-            let mut line = String::new();
-            for (c, w) in widths.iter().enumerate() {
-                line.push_str(&format!("{:<w$}  ", row[c], w = *w));
-            }
-            line.push_str(&row[6]);
-            line_out(line.trim_end())?;
-        }
+        table(&rows, out)?;
     }
     if let Some(h) = &r.host {
         let last = h
@@ -176,9 +168,9 @@ pub fn text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             (true, false) => format!("installed but not enabled{last}"),
             (true, true) => format!("enabled{last}"),
         };
-        line_out(&format!("host: unattended-upgrades {uu}; reboot {}", if h.reboot_required { "required" } else { "not required" }))?;
+        line_out(out, &format!("host: unattended-upgrades {uu}; reboot {}", if h.reboot_required { "required" } else { "not required" }))?;
     }
-    line_out(&summary_line(r, &summarize(r)))
+    line_out(out, &summary_line(r, &summarize(r)))
 }
 
 /// Names installed for more than one architecture (`zlib1g:amd64` and
@@ -200,6 +192,26 @@ fn package_label(sys: &System, multi_arch: &HashSet<&str>, u: &Update) -> String
     } else {
         u.package.clone()
     }
+}
+
+/// Rows as aligned columns, two spaces apart (the last column unpadded).
+pub fn table<R: AsRef<[String]>>(rows: &[R], out: &mut dyn Write) -> std::io::Result<()> {
+    let cols = rows.first().map_or(0, |r| r.as_ref().len());
+    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().map(|r| r.as_ref()[c].chars().count()).max().unwrap_or(0)).collect();
+    for row in rows {
+        let row = row.as_ref();
+        let mut line = String::new();
+        for (c, w) in widths.iter().enumerate().take(cols.saturating_sub(1)) {
+            line.push_str(&format!("{:<w$}  ", row[c], w = *w));
+        }
+        if let Some(last) = row.last() {
+            line.push_str(last);
+        }
+        // Cells carry text from images and the state database: control
+        // characters are escaped.
+        writeln!(out, "{}", freshen_image::escape(line.trim_end()))?;
+    }
+    Ok(())
 }
 
 pub fn json(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {

@@ -18,6 +18,11 @@ pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
 }
 
+/// Whether `--quiet` was given.
+pub fn is_quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
 /// The process's reporter, chosen once from `--quiet` and whether stderr
 /// is a terminal.
 pub fn reporter() -> Arc<dyn Progress> {

@@ -24,14 +24,9 @@ impl ImageArgs {
         self.platform.clone().unwrap_or_else(Platform::host)
     }
 
-    /// The cache directory: `--cache`, `$FRESHEN_CACHE`, `$XDG_CACHE_HOME/freshen`, `~/.cache/freshen`.
+    /// The cache directory: `--cache`, else [`freshen_host::config::default_cache_dir`].
     pub fn cache(&self) -> PathBuf {
-        self.cache
-            .clone()
-            .or_else(|| std::env::var_os("FRESHEN_CACHE").map(PathBuf::from))
-            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("freshen")))
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/freshen")))
-            .unwrap_or_else(|| PathBuf::from("/var/cache/freshen"))
+        self.cache.clone().unwrap_or_else(freshen_host::config::default_cache_dir)
     }
 
     /// freshen's one HTTP policy, for archive mirrors (registries get it
@@ -43,6 +38,16 @@ impl ImageArgs {
 
     pub fn transport(&self, progress: Arc<dyn freshen_image::Progress>) -> Result<Transport> {
         self.transport.transport(&self.cache(), progress)
+    }
+
+    /// `--cache`, when given.
+    pub fn cache_flag(&self) -> Option<&Path> {
+        self.cache.as_deref()
+    }
+
+    /// [`ImageArgs::transport`] with scratch files under `cache`.
+    pub fn transport_in(&self, cache: &Path, progress: Arc<dyn freshen_image::Progress>) -> Result<Transport> {
+        self.transport.transport(cache, progress)
     }
 
     /// [`ImageArgs::transport`] with a spool for layers pulled from a

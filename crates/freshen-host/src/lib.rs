@@ -1,0 +1,21 @@
+//! Host automation for freshen: on a Docker (or Dokku) host, discover what
+//! runs, scan each distinct image against its own apt sources, and record
+//! targets, fixes, exposure and actions in a state database. It calls
+//! freshen-image, freshen-apt and freshen-patch; they never call it.
+//!
+//! A pass ([`pass::run`]) is discover → scan → plan → record; patching and
+//! redeploying slot in between plan and record.
+
+pub mod config;
+pub mod discover;
+pub mod duration;
+mod error;
+pub mod lock;
+pub mod model;
+pub mod pass;
+pub mod state;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use lock::PassLock;
+pub use state::State;

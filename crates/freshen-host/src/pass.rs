@@ -1,0 +1,204 @@
+//! One pass: discover → scan (each distinct image once) → plan → (patch →
+//! deploy, to come) → record. Each step is a function over plain data; a
+//! target that fails is recorded and the pass goes on with the others.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::Utc;
+use freshen_apt::{Fetcher, ScanOptions};
+use freshen_image::{ImageRef, Interest, Platform, Transport};
+use freshen_patch::View;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::discover;
+use crate::error::Result;
+use crate::model::{Action, Outcome, Pending, ScanFailure, Scanned, Target};
+use crate::state::{ScanRow, State};
+
+/// What a pass works with.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    /// The Engine's address, registry credentials, scratch directory.
+    pub transport: &'a Transport,
+    pub platform: Platform,
+    /// How mirrors are reached (trust store, `--ca-file`, proxies).
+    pub http: freshen_http::Policy,
+    /// Plan and record, change nothing.
+    pub dry_run: bool,
+}
+
+/// What a pass found and did.
+pub struct Report {
+    pub outcomes: Vec<Outcome>,
+    /// Why the Engine could not be asked, if it could not.
+    pub discovery_error: Option<String>,
+}
+
+impl Report {
+    /// Security fixes still pending over all targets.
+    pub fn pending_security(&self) -> usize {
+        self.outcomes.iter().map(Outcome::pending_security).sum()
+    }
+
+    /// Whether any target (or discovery) failed.
+    pub fn failed(&self) -> bool {
+        self.discovery_error.is_some() || self.outcomes.iter().any(|o| o.action == Action::Failed)
+    }
+}
+
+type Scans = BTreeMap<String, std::result::Result<Scanned, ScanFailure>>;
+
+/// Runs one pass and records it in `state`. Call it under the pass lock.
+pub fn run(ctx: &Context, state: &mut State) -> Result<Report> {
+    let pass = state.begin_pass(Utc::now(), ctx.dry_run)?;
+    if !ctx.dry_run {
+        warn!("patching and redeploying are not built yet: this pass scans and records only");
+    }
+    let (targets, discovery_error) = discover(ctx);
+    let fetcher = Fetcher::new(ctx.config.cache_dir.clone(), &ctx.http)?;
+    let scans = scan_all(ctx, &fetcher, &targets);
+    let outcomes = plan(&targets, &scans, ctx.dry_run);
+    state.record_pass(pass, &scan_rows(&scans), &outcomes, discovery_error.is_none(), Utc::now(), discovery_error.as_deref())?;
+    Ok(Report { outcomes, discovery_error })
+}
+
+/// The targets of this pass. An Engine that cannot be reached is an error
+/// of the pass, but the configured images are still looked after.
+fn discover(ctx: &Context) -> (Vec<Target>, Option<String>) {
+    let (mut containers, error) = match freshen_image::daemon::running_containers(ctx.transport) {
+        Ok(c) => (c, None),
+        Err(e) => {
+            warn!(error = %e, "discovery failed");
+            (Vec::new(), Some(e.to_string()))
+        }
+    };
+    for c in containers.iter_mut().filter(|c| c.image.starts_with("sha256:")) {
+        // The name the container was created with has moved to another
+        // image (a patch in place does that): the container still runs
+        // the image it names by that name.
+        match freshen_image::daemon::container_image_name(&c.id, ctx.transport) {
+            Ok(name) => c.image = name,
+            Err(e) => warn!(container = %c.name(), error = %e, "cannot read the container's image name"),
+        }
+    }
+    let resolve = |name: &str| freshen_image::daemon::image_id(name, ctx.transport).ok().flatten();
+    let targets = discover::targets(&containers, ctx.config, &resolve);
+    info!(containers = containers.len(), targets = targets.len(), "discovered");
+    (targets, error)
+}
+
+/// Scans each distinct image once.
+fn scan_all(ctx: &Context, fetcher: &Fetcher, targets: &[Target]) -> Scans {
+    let mut scans = Scans::new();
+    for source in targets.iter().filter_map(|t| t.source.as_ref()) {
+        if scans.contains_key(source) {
+            continue;
+        }
+        let result = scan_image(ctx, fetcher, source);
+        match &result {
+            Ok(s) => info!(image = %source, installed = s.installed, pending = s.pending.len(), security = s.pending.iter().filter(|p| p.counts()).count(), seconds = s.seconds, "scanned"),
+            Err(ScanFailure::Unsupported(e)) => info!(image = %source, reason = %e, "unsupported"),
+            Err(ScanFailure::Failed(e)) => warn!(image = %source, error = %e, "scan failed"),
+        }
+        scans.insert(source.clone(), result);
+    }
+    scans
+}
+
+/// Reads an image's dpkg and apt files and scans them with changelogs.
+fn scan_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> std::result::Result<Scanned, ScanFailure> {
+    let started = Instant::now();
+    let failed = |e: &dyn std::fmt::Display| ScanFailure::Failed(e.to_string().replace('\n', " "));
+    let reference = ImageRef::parse(source).map_err(|e| failed(&e))?;
+    let interest = Interest { paths: freshen_apt::system::PATHS, keep_versions: freshen_apt::system::VERSIONED_PATHS };
+    let (image_id, files) = match &reference {
+        ImageRef::Dir { path } => (None, freshen_image::read_dir_files(path, &interest).map_err(|e| failed(&e))?),
+        _ => {
+            let image = freshen_image::open(&reference, &ctx.platform, ctx.transport).map_err(|e| failed(&e))?;
+            let files = freshen_image::read_image_files(image.as_ref(), &interest).map_err(|e| failed(&e))?;
+            (Some(image.image().config_digest.to_string()), files)
+        }
+    };
+    let opts = ScanOptions { now: Utc::now(), ignore_unreachable: false, changelogs: true };
+    let scan = match freshen_apt::scan(fetcher, &View(files), &opts) {
+        Ok(s) => s,
+        Err(freshen_apt::Error::Unsupported(m)) => return Err(ScanFailure::Unsupported(m)),
+        Err(e) => return Err(failed(&e)),
+    };
+    let pending = scan
+        .updates
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let fix = scan.fixes.get(i);
+            Pending {
+                package: u.package.clone(),
+                arch: u.arch.clone(),
+                installed: u.installed.to_string(),
+                candidate: u.candidate.version.to_string(),
+                suite: u.suite.clone(),
+                security: u.security,
+                held_back: u.held_back.clone(),
+                held: u.deliberately_held(),
+                cves: fix.map(|f| f.cves.clone()).unwrap_or_default(),
+                fixed_on: fix.and_then(|f| f.fixed_on),
+            }
+        })
+        .collect();
+    Ok(Scanned { image_id: image_id.unwrap_or_else(|| source.to_string()), installed: scan.system.installed.len(), pending, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// What to do with each target. Patching and redeploying are not built
+/// yet: a target with updates pending is skipped, saying what a patch
+/// would install.
+pub fn plan(targets: &[Target], scans: &Scans, dry_run: bool) -> Vec<Outcome> {
+    targets
+        .iter()
+        .map(|t| {
+            let outcome = |action, reason: Option<String>| Outcome { target: t.clone(), action, reason, image_id: None, pending: None };
+            if let Some(why) = &t.skip {
+                return outcome(Action::Skipped, Some(why.clone()));
+            }
+            let Some(scan) = t.source.as_ref().and_then(|s| scans.get(s)) else {
+                return outcome(Action::Failed, Some("not scanned".into()));
+            };
+            match scan {
+                Err(ScanFailure::Unsupported(m)) => outcome(Action::Skipped, Some(format!("unsupported: {m}"))),
+                Err(ScanFailure::Failed(m)) => outcome(Action::Failed, Some(m.clone())),
+                Ok(s) => {
+                    let wanted = s.pending.iter().filter(|p| !p.held).count();
+                    let security = s.pending.iter().filter(|p| p.counts()).count();
+                    let (action, reason) = if wanted == 0 {
+                        (Action::Unchanged, None)
+                    } else if dry_run {
+                        (Action::Skipped, Some(format!("dry run: would patch {wanted} updates ({security} security)")))
+                    } else {
+                        (Action::Skipped, Some(format!("patching is not built yet: {wanted} updates ({security} security) pending")))
+                    };
+                    Outcome { image_id: Some(s.image_id.clone()), pending: Some(s.pending.clone()), ..outcome(action, reason) }
+                }
+            }
+        })
+        .collect()
+}
+
+fn scan_rows(scans: &Scans) -> Vec<ScanRow> {
+    scans
+        .iter()
+        .map(|(source, r)| match r {
+            Ok(s) => ScanRow {
+                source: source.clone(),
+                image_id: Some(s.image_id.clone()),
+                seconds: Some(s.seconds),
+                installed: Some(s.installed),
+                pending: Some(s.pending.iter().filter(|p| !p.held).count()),
+                security: Some(s.pending.iter().filter(|p| p.counts()).count()),
+                ..ScanRow::default()
+            },
+            Err(ScanFailure::Unsupported(m)) => ScanRow { source: source.clone(), unsupported: true, error: Some(m.clone()), ..ScanRow::default() },
+            Err(ScanFailure::Failed(m)) => ScanRow { source: source.clone(), error: Some(m.clone()), ..ScanRow::default() },
+        })
+        .collect()
+}

@@ -1,0 +1,453 @@
+//! The state database: SQLite in WAL mode under the state directory, one
+//! writer (a pass, under the pass lock), any number of read-only readers
+//! (`status`) that never block it. The schema is versioned in
+//! `PRAGMA user_version` by numbered migrations; a database from a newer
+//! freshen is refused. Times are UTC, stored as RFC 3339 text.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::Serialize;
+
+use crate::error::{db_err, io_err, Error, Result};
+use crate::model::{Outcome, Pending};
+
+/// The database's file name in the state directory.
+pub const FILE: &str = "state.db";
+
+/// Migration N (1-based) brings a database from version N-1 to N.
+const MIGRATIONS: &[&str] = &[
+    // 1: passes, targets, scans, fixes, actions.
+    "CREATE TABLE passes (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        dry_run INTEGER NOT NULL,
+        pid INTEGER NOT NULL,
+        error TEXT
+    );
+    CREATE TABLE targets (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('container', 'dokku-app', 'image')),
+        name TEXT NOT NULL,
+        image TEXT NOT NULL,
+        image_id TEXT,
+        active INTEGER NOT NULL DEFAULT 1,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        UNIQUE (kind, name)
+    );
+    CREATE TABLE scans (
+        id INTEGER PRIMARY KEY,
+        pass_id INTEGER NOT NULL REFERENCES passes (id),
+        source TEXT NOT NULL,
+        image_id TEXT,
+        at TEXT NOT NULL,
+        seconds REAL,
+        installed INTEGER,
+        pending INTEGER,
+        security INTEGER,
+        unsupported INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    );
+    CREATE TABLE fixes (
+        id INTEGER PRIMARY KEY,
+        target_id INTEGER NOT NULL REFERENCES targets (id),
+        package TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        installed TEXT NOT NULL,
+        candidate TEXT NOT NULL,
+        suite TEXT NOT NULL,
+        security INTEGER NOT NULL,
+        held_back TEXT,
+        held INTEGER NOT NULL,
+        cves TEXT NOT NULL,
+        fixed_on TEXT,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        resolved_at TEXT,
+        UNIQUE (target_id, package, arch, installed)
+    );
+    CREATE INDEX fixes_seen ON fixes (package, arch, installed);
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY,
+        pass_id INTEGER NOT NULL REFERENCES passes (id),
+        target_id INTEGER NOT NULL REFERENCES targets (id),
+        at TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('patched', 'rolled-back', 'failed', 'unchanged', 'skipped')),
+        reason TEXT
+    );
+    CREATE INDEX actions_target ON actions (target_id, id);",
+];
+
+/// The schema version this freshen writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// An open state database.
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+pub fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
+    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+impl State {
+    /// Opens (creating, migrating) the database for writing. Call it
+    /// only under the pass lock.
+    pub fn open_writer(dir: &Path) -> Result<State> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let path = dir.join(FILE);
+        let conn = Connection::open(&path).map_err(db_err(&path))?;
+        let state = State { conn, path };
+        let version = state.version()?;
+        state.refuse_newer(version)?;
+        let path = state.path.clone();
+        let err = db_err(&path);
+        state.conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(&err)?;
+        state.conn.pragma_update(None, "journal_mode", "WAL").map_err(&err)?;
+        state.conn.pragma_update(None, "synchronous", "NORMAL").map_err(&err)?;
+        state.conn.pragma_update(None, "foreign_keys", "ON").map_err(&err)?;
+        state.keep_wal_files();
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let n = i + 1;
+            let batch = format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {n}; COMMIT;");
+            state.conn.execute_batch(&batch).map_err(|e| Error::State { path: state.path.clone(), message: format!("migration {n}: {e}") })?;
+        }
+        Ok(state)
+    }
+
+    /// Opens the database read-only (`status`): needs only read access to
+    /// the state directory and never blocks the writer.
+    pub fn open_reader(dir: &Path) -> Result<State> {
+        let path = dir.join(FILE);
+        if !path.is_file() {
+            return Err(Error::State { path, message: "no such file (no pass has run with this state directory yet)".into() });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(db_err(&path))?;
+        let state = State { conn, path };
+        let version = state.version()?;
+        state.refuse_newer(version)?;
+        if version < SCHEMA_VERSION {
+            return Err(Error::State { path: state.path, message: format!("schema version {version} is older than this freshen's ({SCHEMA_VERSION}); a `freshen run` upgrades it") });
+        }
+        Ok(state)
+    }
+
+    fn version(&self) -> Result<i64> {
+        self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db_err(&self.path))
+    }
+
+    fn refuse_newer(&self, version: i64) -> Result<()> {
+        if version > SCHEMA_VERSION {
+            return Err(Error::State {
+                path: self.path.clone(),
+                message: format!("schema version {version} is newer than this freshen understands ({SCHEMA_VERSION}); use the freshen that wrote it, or a newer one"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Keeps the `-wal` and `-shm` files when the writer closes, so that a
+    /// reader without write access to the directory can still open the
+    /// database (SQLite must otherwise create them).
+    fn keep_wal_files(&self) {
+        let mut on: std::os::raw::c_int = 1;
+        // SAFETY: the handle is this open connection's; the file control
+        // reads one int through the pointer during the call.
+        unsafe {
+            let db = self.conn.handle();
+            rusqlite::ffi::sqlite3_file_control(db, c"main".as_ptr(), rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL, &mut on as *mut _ as *mut std::ffi::c_void);
+        }
+    }
+
+    /// Records the start of a pass; returns its id.
+    pub fn begin_pass(&self, now: DateTime<Utc>, dry_run: bool) -> Result<i64> {
+        self.conn
+            .execute("INSERT INTO passes (started_at, dry_run, pid) VALUES (?1, ?2, ?3)", params![time(now), dry_run, std::process::id()])
+            .map_err(db_err(&self.path))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records everything a pass found and did, in one transaction:
+    /// scans, targets (those not seen again become inactive), fixes
+    /// (keeping when each was first seen; those no longer pending are
+    /// resolved) and one action per target.
+    /// `retire`: discovery saw everything, so targets not among `outcomes`
+    /// are gone (false when the Engine could not be asked).
+    pub fn record_pass(&mut self, pass: i64, scans: &[ScanRow], outcomes: &[Outcome], retire: bool, now: DateTime<Utc>, error: Option<&str>) -> Result<()> {
+        let path = self.path.clone();
+        let err = db_err(&path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        let now_s = time(now);
+        for s in scans {
+            tx.execute(
+                "INSERT INTO scans (pass_id, source, image_id, at, seconds, installed, pending, security, unsupported, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![pass, s.source, s.image_id, now_s, s.seconds, s.installed, s.pending, s.security, s.unsupported, s.error],
+            )
+            .map_err(&err)?;
+        }
+        if retire {
+            tx.execute("UPDATE targets SET active = 0", []).map_err(&err)?;
+        }
+        for o in outcomes {
+            let t = &o.target;
+            let image_id = o.image_id.as_ref().or(t.image_id.as_ref());
+            tx.execute(
+                "INSERT INTO targets (kind, name, image, image_id, active, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
+                 ON CONFLICT (kind, name) DO UPDATE SET image = ?3, image_id = coalesce(?4, image_id), active = 1, last_seen = ?5",
+                params![t.kind.as_str(), t.name, t.image, image_id, now_s],
+            )
+            .map_err(&err)?;
+            let id: i64 = tx.query_row("SELECT id FROM targets WHERE kind = ?1 AND name = ?2", params![t.kind.as_str(), t.name], |r| r.get(0)).map_err(&err)?;
+            if let Some(pending) = &o.pending {
+                record_fixes(&tx, id, pending, &now_s).map_err(&err)?;
+            }
+            tx.execute("INSERT INTO actions (pass_id, target_id, at, action, reason) VALUES (?1, ?2, ?3, ?4, ?5)", params![pass, id, now_s, o.action.as_str(), o.reason])
+                .map_err(&err)?;
+        }
+        tx.execute("UPDATE passes SET finished_at = ?2, error = ?3 WHERE id = ?1", params![pass, now_s, error]).map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
+    /// Every active target with its pending fixes and last action.
+    pub fn status(&self, now: DateTime<Utc>) -> Result<Vec<TargetStatus>> {
+        let err = db_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT t.id, t.kind, t.name, t.image, t.image_id, a.action, a.at, a.reason FROM targets t
+                 LEFT JOIN actions a ON a.id = (SELECT max(id) FROM actions WHERE target_id = t.id)
+                 WHERE t.active = 1 ORDER BY t.kind, t.name",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    TargetStatus {
+                        kind: r.get(1)?,
+                        name: r.get(2)?,
+                        image: r.get(3)?,
+                        image_id: r.get(4)?,
+                        pending_security: 0,
+                        last_action: r.get(5)?,
+                        last_action_at: parse_time(r.get(6)?),
+                        last_reason: r.get(7)?,
+                        exposure_seconds: None,
+                        fixes: Vec::new(),
+                    },
+                ))
+            })
+            .map_err(&err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(&err)?;
+        let mut out = Vec::new();
+        for (id, mut t) in rows {
+            t.fixes = self.pending_fixes(id, now)?;
+            let counted = t.fixes.iter().filter(|f| f.security && !f.held);
+            t.pending_security = counted.clone().count();
+            t.exposure_seconds = counted.filter_map(|f| f.exposure_seconds).max();
+            out.push(t);
+        }
+        Ok(out)
+    }
+
+    fn pending_fixes(&self, target: i64, now: DateTime<Utc>) -> Result<Vec<FixStatus>> {
+        let err = db_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT package, arch, installed, candidate, suite, security, held_back, held, cves, fixed_on, first_seen FROM fixes
+                 WHERE target_id = ?1 AND resolved_at IS NULL ORDER BY security DESC, package, arch",
+            )
+            .map_err(&err)?;
+        let fixes = stmt
+            .query_map([target], |r| {
+                let cves: String = r.get(8)?;
+                let fixed_on = parse_time(r.get(9)?);
+                let first_seen = parse_time(r.get(10)?);
+                Ok(FixStatus {
+                    package: r.get(0)?,
+                    arch: r.get(1)?,
+                    installed: r.get(2)?,
+                    candidate: r.get(3)?,
+                    suite: r.get(4)?,
+                    security: r.get(5)?,
+                    held_back: r.get(6)?,
+                    held: r.get(7)?,
+                    cves: cves.split_whitespace().map(str::to_string).collect(),
+                    fixed_on,
+                    first_seen,
+                    exposure_seconds: exposure(fixed_on, first_seen, None, now),
+                })
+            })
+            .map_err(&err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(&err)?;
+        Ok(fixes)
+    }
+}
+
+/// Upserts a target's pending updates: a fix keeps the earliest time any
+/// target showed the same installed version wanting an update (so a
+/// container started later from a known-stale image is exposed since then);
+/// fixes no longer pending are resolved now.
+fn record_fixes(tx: &rusqlite::Transaction, target: i64, pending: &[Pending], now: &str) -> rusqlite::Result<()> {
+    for p in pending {
+        let first_seen: Option<String> = tx
+            .query_row("SELECT min(first_seen) FROM fixes WHERE package = ?1 AND arch = ?2 AND installed = ?3", params![p.package, p.arch, p.installed], |r| r.get(0))
+            .optional()?
+            .flatten();
+        let first_seen = first_seen.unwrap_or_else(|| now.to_string());
+        tx.execute(
+            "INSERT INTO fixes (target_id, package, arch, installed, candidate, suite, security, held_back, held, cves, fixed_on, first_seen, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (target_id, package, arch, installed) DO UPDATE SET candidate = ?5, suite = ?6, security = ?7, held_back = ?8, held = ?9,
+                cves = ?10, fixed_on = coalesce(?11, fixed_on), first_seen = min(first_seen, ?12), last_seen = ?13, resolved_at = NULL",
+            params![
+                target,
+                p.package,
+                p.arch,
+                p.installed,
+                p.candidate,
+                p.suite,
+                p.security,
+                p.held_back,
+                p.held,
+                p.cves.join(" "),
+                p.fixed_on.map(time),
+                first_seen,
+                now
+            ],
+        )?;
+    }
+    // Pending before, not seen now: no longer pending.
+    tx.execute("UPDATE fixes SET resolved_at = ?2 WHERE target_id = ?1 AND resolved_at IS NULL AND last_seen <> ?2", params![target, now])?;
+    Ok(())
+}
+
+/// Exposure of one fix: from when it was available (the later of its
+/// changelog date and when freshen first saw it) to when it stopped being
+/// pending, or `now`.
+pub fn exposure(fixed_on: Option<DateTime<Utc>>, first_seen: Option<DateTime<Utc>>, resolved: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<i64> {
+    let available = fixed_on.into_iter().chain(first_seen).max()?;
+    Some((resolved.unwrap_or(now) - available).num_seconds().max(0))
+}
+
+/// One scan, as recorded.
+#[derive(Clone, Debug, Default)]
+pub struct ScanRow {
+    pub source: String,
+    pub image_id: Option<String>,
+    pub seconds: Option<f64>,
+    pub installed: Option<usize>,
+    pub pending: Option<usize>,
+    pub security: Option<usize>,
+    pub unsupported: bool,
+    pub error: Option<String>,
+}
+
+/// A target as `status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetStatus {
+    pub kind: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: Option<String>,
+    pub pending_security: usize,
+    pub last_action: Option<String>,
+    pub last_action_at: Option<DateTime<Utc>>,
+    /// Why, for a skipped or failed target.
+    pub last_reason: Option<String>,
+    /// The oldest exposure among the pending security fixes.
+    pub exposure_seconds: Option<i64>,
+    pub fixes: Vec<FixStatus>,
+}
+
+/// A pending fix as `status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FixStatus {
+    pub package: String,
+    pub arch: String,
+    pub installed: String,
+    pub candidate: String,
+    pub suite: String,
+    pub security: bool,
+    pub held_back: Option<String>,
+    /// Held back by choice (dpkg hold, phasing): not counted.
+    pub held: bool,
+    pub cves: Vec<String>,
+    pub fixed_on: Option<DateTime<Utc>>,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub exposure_seconds: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Action, Kind, Target};
+
+    fn pending(pkg: &str, installed: &str) -> Pending {
+        Pending {
+            package: pkg.into(),
+            arch: "amd64".into(),
+            installed: installed.into(),
+            candidate: format!("{installed}+1"),
+            suite: "s-security".into(),
+            security: true,
+            held_back: None,
+            held: false,
+            cves: vec!["CVE-2024-1".into()],
+            fixed_on: None,
+        }
+    }
+
+    fn outcome(name: &str, p: Vec<Pending>) -> Outcome {
+        let target = Target { kind: Kind::Container, name: name.into(), image: "i:1".into(), image_id: Some("sha256:1".into()), source: None, skip: None };
+        Outcome { target, action: Action::Skipped, reason: Some("dry run".into()), image_id: None, pending: Some(p) }
+    }
+
+    #[test]
+    fn first_seen_survives_and_fixes_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open_writer(dir.path()).unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let t1 = t0 + chrono::Duration::hours(1);
+        let pass = s.begin_pass(t0, true).unwrap();
+        s.record_pass(pass, &[], &[outcome("a", vec![pending("libc6", "1"), pending("zlib", "2")])], true, t0, None).unwrap();
+        let pass = s.begin_pass(t1, true).unwrap();
+        // b starts later from the same stale versions: exposed since t0.
+        s.record_pass(pass, &[], &[outcome("a", vec![pending("libc6", "1")]), outcome("b", vec![pending("libc6", "1")])], true, t1, None).unwrap();
+        let st = State::open_reader(dir.path()).unwrap().status(t1).unwrap();
+        assert_eq!(st.len(), 2);
+        for t in &st {
+            assert_eq!((t.pending_security, t.exposure_seconds), (1, Some(3600)), "{}", t.name);
+            assert_eq!(t.fixes[0].first_seen, Some(t0));
+            assert_eq!(t.last_action.as_deref(), Some("skipped"));
+        }
+        // The schema version is checked on both sides.
+        drop(s);
+        let conn = Connection::open(dir.path().join(FILE)).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        drop(conn);
+        for e in [State::open_writer(dir.path()).err().unwrap(), State::open_reader(dir.path()).err().unwrap()] {
+            assert!(e.to_string().contains("is newer than this freshen understands"), "{e}");
+        }
+    }
+
+    #[test]
+    fn exposure_starts_at_the_later_of_changelog_and_first_seen() {
+        let t = |h: i64| DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc) + chrono::Duration::hours(h);
+        assert_eq!(exposure(Some(t(2)), Some(t(1)), None, t(5)), Some(3 * 3600));
+        assert_eq!(exposure(None, Some(t(1)), Some(t(3)), t(5)), Some(2 * 3600));
+        assert_eq!(exposure(None, None, None, t(5)), None);
+    }
+}
