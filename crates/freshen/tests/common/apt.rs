@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::{kept_back, tempdir};
+use super::{apt_list_after, kept_back, tempdir};
 
 /// What apt says about a root.
 #[derive(Debug, Default)]
@@ -94,17 +94,6 @@ pub fn apt_oracle_with(root: &Path, run: &AptRun) -> Result<AptAnswer, String> {
         })
         .collect();
     installs.sort();
-    let mut deferred = Vec::new();
-    let mut in_deferred = false;
-    for l in text.lines() {
-        if l.starts_with("The following upgrades have been deferred due to phasing") {
-            in_deferred = true;
-        } else if in_deferred && l.starts_with(' ') {
-            deferred.extend(l.split_whitespace().map(str::to_string));
-        } else {
-            in_deferred = false;
-        }
-    }
-    deferred.sort();
+    let deferred = apt_list_after(&text, "The following upgrades have been deferred due to phasing");
     Ok(AptAnswer { upgradable, installs, kept_back: kept_back(&text), deferred })
 }

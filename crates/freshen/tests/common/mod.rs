@@ -93,7 +93,7 @@ fn serve_with(root: PathBuf, after: Arc<dyn Fn(&str) + Send + Sync>, authorizati
                         }
                     }
                     c.fetch_add(1, Ordering::SeqCst);
-                    let rel = percent_decode(path.trim_start_matches('/'));
+                    let rel = freshen_http::percent_decode(path.trim_start_matches('/'));
                     let file = root.join(&rel);
                     let resp = if !authorized {
                         b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"repo\"\r\nContent-Length: 0\r\n\r\n".to_vec()
@@ -393,19 +393,25 @@ pub fn assert_error(out: &Output, needles: &[&str]) {
 
 /// The packages `apt-get -s upgrade` output says it keeps back, sorted.
 pub fn kept_back(apt_output: &str) -> Vec<String> {
-    let mut kept = Vec::new();
-    let mut in_kept = false;
+    apt_list_after(apt_output, "The following packages have been kept back")
+}
+
+/// The package names apt lists (indented lines) under the line starting
+/// with `header`, sorted.
+pub fn apt_list_after(apt_output: &str, header: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut inside = false;
     for l in apt_output.lines() {
-        if l.starts_with("The following packages have been kept back") {
-            in_kept = true;
-        } else if in_kept && l.starts_with(' ') {
-            kept.extend(l.split_whitespace().map(str::to_string));
+        if l.starts_with(header) {
+            inside = true;
+        } else if inside && l.starts_with(' ') {
+            names.extend(l.split_whitespace().map(str::to_string));
         } else {
-            in_kept = false;
+            inside = false;
         }
     }
-    kept.sort();
-    kept
+    names.sort();
+    names
 }
 
 /// The updates of a scan as (package, candidate, security, held_back).
@@ -425,24 +431,6 @@ pub fn updates(v: &serde_json::Value) -> Vec<(String, String, bool, bool)> {
         .collect();
     out.sort();
     out
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Unpacks `layout:tag` with umoci (an unpacker freshen did not write);
@@ -749,7 +737,7 @@ fn token_server(dir: &Path) -> (String, Arc<AtomicUsize>) {
             let access: Vec<serde_json::Value> = query
                 .split('&')
                 .filter_map(|kv| kv.strip_prefix("scope="))
-                .map(percent_decode)
+                .map(freshen_http::percent_decode)
                 .filter_map(|scope| {
                     let (rest, actions) = scope.rsplit_once(':')?;
                     let (kind, name) = rest.split_once(':')?;
