@@ -219,7 +219,7 @@ fn strip_line_comments(line: &str) -> String {
     }
     let mut from = 0;
     while let Some(i) = out[from..].find('#').map(|i| i + from) {
-        let quoted = out[..i].matches('"').count() % 2 != 0;
+        let quoted = !out[..i].matches('"').count().is_multiple_of(2);
         let magic = ["clear", "include", "x-apt-configure-index"].iter().any(|m| out[i + 1..].starts_with(m));
         if quoted || magic {
             from = i + 1;
@@ -234,7 +234,7 @@ fn strip_line_comments(line: &str) -> String {
 fn find_unquoted(s: &str, needle: &str) -> Option<usize> {
     let mut from = 0;
     while let Some(i) = s[from..].find(needle).map(|i| i + from) {
-        if s[..i].matches('"').count() % 2 == 0 {
+        if s[..i].matches('"').count().is_multiple_of(2) {
             return Some(i);
         }
         from = i + 1;

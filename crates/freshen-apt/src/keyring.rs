@@ -98,7 +98,7 @@ impl Keyring {
         let mut issuers = Vec::new();
         let mut weak = false;
         for sig in sigs {
-            issuers.extend(sig.issuer_key_id().iter().map(|k| key_id_hex(k)));
+            issuers.extend(sig.issuer_key_id().iter().map(key_id_hex));
             if matches!(sig.hash_alg(), Some(HashAlgorithm::Md5 | HashAlgorithm::Sha1 | HashAlgorithm::Ripemd160) | None) {
                 weak = true;
                 continue;

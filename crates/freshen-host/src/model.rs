@@ -44,7 +44,7 @@ pub struct Target {
 }
 
 /// One pending update of an image, with its changelog facts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Pending {
     pub package: String,
     pub arch: String,

@@ -252,7 +252,7 @@ impl State {
         let mut out = Vec::new();
         for (id, mut t) in rows {
             t.fixes = self.pending_fixes(id, now)?;
-            let counted = t.fixes.iter().filter(|f| f.security && !f.held);
+            let counted = t.fixes.iter().filter(|f| f.pending.counts());
             t.pending_security = counted.clone().count();
             t.exposure_seconds = counted.filter_map(|f| f.exposure_seconds).max();
             out.push(t);
@@ -275,16 +275,18 @@ impl State {
                 let fixed_on = parse_time(r.get(9)?);
                 let first_seen = parse_time(r.get(10)?);
                 Ok(FixStatus {
-                    package: r.get(0)?,
-                    arch: r.get(1)?,
-                    installed: r.get(2)?,
-                    candidate: r.get(3)?,
-                    suite: r.get(4)?,
-                    security: r.get(5)?,
-                    held_back: r.get(6)?,
-                    held: r.get(7)?,
-                    cves: cves.split_whitespace().map(str::to_string).collect(),
-                    fixed_on,
+                    pending: Pending {
+                        package: r.get(0)?,
+                        arch: r.get(1)?,
+                        installed: r.get(2)?,
+                        candidate: r.get(3)?,
+                        suite: r.get(4)?,
+                        security: r.get(5)?,
+                        held_back: r.get(6)?,
+                        held: r.get(7)?,
+                        cves: cves.split_whitespace().map(str::to_string).collect(),
+                        fixed_on,
+                    },
                     first_seen,
                     exposure_seconds: exposure(fixed_on, first_seen, None, now),
                 })
@@ -375,17 +377,8 @@ pub struct TargetStatus {
 /// A pending fix as `status` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct FixStatus {
-    pub package: String,
-    pub arch: String,
-    pub installed: String,
-    pub candidate: String,
-    pub suite: String,
-    pub security: bool,
-    pub held_back: Option<String>,
-    /// Held back by choice (dpkg hold, phasing): not counted.
-    pub held: bool,
-    pub cves: Vec<String>,
-    pub fixed_on: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub pending: Pending,
     pub first_seen: Option<DateTime<Utc>>,
     pub exposure_seconds: Option<i64>,
 }

@@ -41,13 +41,13 @@ pub fn remove_work_dir(work: &Path) {
         }
     }
     for m in MOUNTS {
-        let _ = rustix::mount::unmount(&work.join(m), rustix::mount::UnmountFlags::DETACH);
+        let _ = rustix::mount::unmount(work.join(m), rustix::mount::UnmountFlags::DETACH);
     }
     // The scratch tmpfs of each sandbox run.
     if let Ok(entries) = std::fs::read_dir(work) {
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().starts_with("run-") {
-                let _ = rustix::mount::unmount(&e.path(), rustix::mount::UnmountFlags::DETACH);
+                let _ = rustix::mount::unmount(e.path(), rustix::mount::UnmountFlags::DETACH);
             }
         }
     }

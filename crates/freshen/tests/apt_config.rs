@@ -16,9 +16,12 @@ fn held(stanza: &str) -> String {
     stanza.replace("Status: install ok installed", "Status: hold ok installed")
 }
 
+/// (package, version) rows, sorted.
+type Rows = Vec<(String, String)>;
+
 /// freshen's (package, candidate) of every update, and of those it does
 /// not hold back.
-fn ours(v: &serde_json::Value) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn ours(v: &serde_json::Value) -> (Rows, Rows) {
     let all = updates(v);
     let pending = all.iter().map(|u| (u.0.clone(), u.1.clone())).collect();
     let installs = all.iter().filter(|u| !u.3).map(|u| (u.0.clone(), u.1.clone())).collect();
