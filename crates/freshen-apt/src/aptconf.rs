@@ -14,8 +14,8 @@ pub struct AptConf {
     items: Vec<(String, String)>,
 }
 
-/// apt's `StringToBool`.
-fn to_bool(v: &str) -> Option<bool> {
+/// apt's `StringToBool`, for configuration values and source options.
+pub(crate) fn to_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "yes" | "true" | "with" | "on" | "enable" => Some(true),
         "no" | "false" | "without" | "off" | "disable" => Some(false),

@@ -2,6 +2,7 @@
 //! `sources.list` and `*.list`, and deb822 stanzas in `*.sources`.
 
 use crate::auth::{split_userinfo, Credentials};
+use crate::aptconf::to_bool;
 use crate::deb822::paragraphs;
 use crate::error::{Error, Result};
 
@@ -66,15 +67,6 @@ impl SourceEntry {
     }
 }
 
-/// apt's yes/no option values.
-fn yes_no(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "yes" | "true" | "1" | "on" | "enable" => Some(true),
-        "no" | "false" | "0" | "off" | "disable" => Some(false),
-        _ => None,
-    }
-}
-
 fn expand(s: &str, arch: &str) -> String {
     s.replace("$(ARCH)", arch)
 }
@@ -107,8 +99,8 @@ pub fn parse_list(text: &str, file: &str, arch: &str) -> Result<Vec<SourceEntry>
                     "arch" => architectures = Some(v.split(',').map(str::to_string).collect()),
                     "signed-by" => signed_by = Some(v.split(',').collect::<Vec<_>>().join(" ")),
                     "trusted" => trusted = v == "yes",
-                    "check-valid-until" => check_valid_until = yes_no(v),
-                    "check-date" => check_date = yes_no(v),
+                    "check-valid-until" => check_valid_until = to_bool(v),
+                    "check-date" => check_date = to_bool(v),
                     _ => {}
                 }
             }
@@ -165,8 +157,8 @@ pub fn parse_sources(text: &str, file: &str, arch: &str) -> Result<Vec<SourceEnt
         let architectures = p.get("Architectures").map(|a| a.split_whitespace().map(str::to_string).collect());
         let signed_by = p.get("Signed-By").map(str::to_string);
         let trusted = p.get("Trusted").is_some_and(|v| v.eq_ignore_ascii_case("yes"));
-        let check_valid_until = p.get("Check-Valid-Until").and_then(yes_no);
-        let check_date = p.get("Check-Date").and_then(yes_no);
+        let check_valid_until = p.get("Check-Valid-Until").and_then(to_bool);
+        let check_date = p.get("Check-Date").and_then(to_bool);
         for uri in uris.split_whitespace() {
             for suite in suites.split_whitespace() {
                 if components.is_empty() && !suite.ends_with('/') {
