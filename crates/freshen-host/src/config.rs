@@ -27,9 +27,14 @@ pub struct Config {
     pub images: Vec<String>,
     /// How often `watch` looks for published fixes.
     pub interval: Span,
+    /// Install every update `apt-get upgrade` would, not only security
+    /// updates.
+    pub all: bool,
     /// A recreated container without a `HEALTHCHECK` is accepted when it is
-    /// still running this long after its start; with one, this is how long
-    /// it has to report healthy.
+    /// still running this long after its start.
+    pub settle: Span,
+    /// A recreated container with a `HEALTHCHECK` must report healthy
+    /// within this long.
     pub health_timeout: Span,
     /// The state database and the pass lock live here.
     pub state_dir: PathBuf,
@@ -66,7 +71,9 @@ impl Default for Config {
             containers: Containers::All,
             images: Vec::new(),
             interval: Span(Duration::from_secs(300)),
-            health_timeout: Span(Duration::from_secs(10)),
+            all: false,
+            settle: Span(Duration::from_secs(10)),
+            health_timeout: Span(Duration::from_secs(120)),
             state_dir: PathBuf::from("/var/lib/freshen"),
             cache_dir: default_cache_dir(),
             dokku: Dokku::default(),
@@ -170,7 +177,7 @@ mod tests {
     fn every_key_has_a_default_and_reads_back() {
         let c = Config::parse("", Path::new("f.toml")).unwrap();
         assert_eq!(c.containers, Containers::All);
-        assert_eq!(c.health_timeout.0, Duration::from_secs(10));
+        assert_eq!((c.settle.0, c.health_timeout.0, c.all), (Duration::from_secs(10), Duration::from_secs(120), false));
         assert_eq!(c.state_dir, Path::new("/var/lib/freshen"));
         assert_eq!(c.dokku.command, "dokku");
         let text = "containers = \"labelled\"\nimages = [\"docker://r/base:1\"]\ninterval = \"1m30s\"\n[dokku]\nlib_root = \"/srv/dokku\"\n";

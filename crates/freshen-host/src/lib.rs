@@ -3,16 +3,20 @@
 //! targets, fixes, exposure and actions in a state database. It calls
 //! freshen-image, freshen-apt and freshen-patch; they never call it.
 //!
-//! A pass ([`pass::run`]) is discover → scan → plan → record; patching and
-//! redeploying slot in between plan and record.
+//! A pass ([`pass::run`]) is discover → scan → plan → patch and redeploy
+//! ([`deploy`]) → record.
 
 pub mod config;
+pub mod deploy;
+pub mod dokku;
 pub mod discover;
 pub mod duration;
+pub mod hostinfo;
 mod error;
 pub mod lock;
 pub mod model;
 pub mod pass;
+pub mod recreate;
 pub mod state;
 
 pub use config::Config;

@@ -117,13 +117,65 @@ pub struct Outcome {
     pub target: Target,
     pub action: Action,
     pub reason: Option<String>,
-    /// The image id the scan read (else the discovered one).
+    /// The image id the scan read (else the discovered one); after a
+    /// deploy, the patched image's.
     pub image_id: Option<String>,
-    /// The pending updates, when the scan succeeded.
+    /// The pending updates, when the scan succeeded; after a deploy, those
+    /// the patch left.
     pub pending: Option<Vec<Pending>>,
+    /// The plan: patch this target's image and redeploy it.
+    pub to_patch: bool,
+    /// The patch of the target's image, when one was made this pass.
+    pub patch: Option<PatchRecord>,
+    /// The redeploy (or rollback) of the target, when one was tried.
+    pub deploy: Option<DeployRecord>,
+}
+
+/// A patch in place of one image.
+#[derive(Clone, Debug)]
+pub struct PatchRecord {
+    /// The name (or reference) written.
+    pub image: String,
+    pub from_id: String,
+    pub to_id: String,
+    /// Where the previous image is kept (`REPO:freshen-rollback-TAG`).
+    pub rollback: Option<String>,
+    /// `package:arch from to`, one per upgraded package.
+    pub upgraded: Vec<String>,
+    /// The updates the patch was asked for ([`fix_set`]): a rolled back
+    /// set is not tried again on the same image.
+    pub fix_set: String,
+    pub seconds: f64,
+}
+
+/// One redeploy of a target on a patched image.
+#[derive(Clone, Debug)]
+pub struct DeployRecord {
+    /// `Patched` (accepted), `RolledBack` or `Failed` (could not even roll
+    /// back, or the patch failed).
+    pub result: Action,
+    pub reason: Option<String>,
+    /// The refused container's (or `dokku ps:restart`'s) last lines.
+    pub logs: Option<String>,
+    /// When the target was accepted (or rolled back).
+    pub at: DateTime<Utc>,
+}
+
+/// The identity of a set of updates: `package:arch=candidate`, sorted,
+/// space separated.
+pub fn fix_set<'a>(updates: impl IntoIterator<Item = &'a Pending>) -> String {
+    let mut v: Vec<String> = updates.into_iter().map(|p| format!("{}:{}={}", p.package, p.arch, p.candidate)).collect();
+    v.sort();
+    v.dedup();
+    v.join(" ")
 }
 
 impl Outcome {
+    /// An outcome with nothing patched or deployed.
+    pub fn new(target: Target, action: Action, reason: Option<String>) -> Outcome {
+        Outcome { target, action, reason, image_id: None, pending: None, to_patch: false, patch: None, deploy: None }
+    }
+
     /// Security fixes `apt-get upgrade` would install.
     pub fn pending_security(&self) -> usize {
         self.pending.as_ref().map_or(0, |p| p.iter().filter(|f| f.counts()).count())

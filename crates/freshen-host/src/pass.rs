@@ -27,6 +27,9 @@ pub struct Context<'a> {
     pub http: freshen_http::Policy,
     /// Plan and record, change nothing.
     pub dry_run: bool,
+    /// Whether a stop was asked for (SIGTERM, SIGINT): the step in flight
+    /// finishes (or rolls back), nothing new starts.
+    pub stop: &'a (dyn Fn() -> bool + Sync),
 }
 
 /// What a pass found and did.
@@ -54,12 +57,17 @@ type Scans = BTreeMap<String, std::result::Result<Scanned, ScanFailure>>;
 pub fn run(ctx: &Context, state: &mut State) -> Result<Report> {
     let pass = state.begin_pass(Utc::now(), ctx.dry_run)?;
     if !ctx.dry_run {
-        warn!("patching and redeploying are not built yet: this pass scans and records only");
+        for r in crate::recreate::repair(ctx.transport) {
+            info!(container = %r, "repaired a container an interrupted pass left");
+        }
     }
     let (targets, discovery_error) = discover(ctx);
     let fetcher = Fetcher::new(ctx.config.cache_dir.clone(), &ctx.http)?;
     let scans = scan_all(ctx, &fetcher, &targets);
-    let outcomes = plan(&targets, &scans, ctx.dry_run);
+    let mut outcomes = plan(&targets, &scans, ctx.dry_run, ctx.config.all);
+    if !ctx.dry_run {
+        crate::deploy::apply(ctx, &fetcher, state, &mut outcomes);
+    }
     state.record_pass(pass, &scan_rows(&scans), &outcomes, discovery_error.is_none(), Utc::now(), discovery_error.as_deref())?;
     Ok(Report { outcomes, discovery_error })
 }
@@ -150,14 +158,15 @@ fn scan_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> std::result::Re
     Ok(Scanned { image_id: image_id.unwrap_or_else(|| source.to_string()), installed: scan.system.installed.len(), pending, seconds: started.elapsed().as_secs_f64() })
 }
 
-/// What to do with each target. Patching and redeploying are not built
-/// yet: a target with updates pending is skipped, saying what a patch
-/// would install.
-pub fn plan(targets: &[Target], scans: &Scans, dry_run: bool) -> Vec<Outcome> {
+/// What to do with each target: a target whose image has updates in scope
+/// (security updates, or with `all` every update `apt-get upgrade` would
+/// install) is to be patched; in a dry run it is skipped, saying what a
+/// patch would install.
+pub fn plan(targets: &[Target], scans: &Scans, dry_run: bool, all: bool) -> Vec<Outcome> {
     targets
         .iter()
         .map(|t| {
-            let outcome = |action, reason: Option<String>| Outcome { target: t.clone(), action, reason, image_id: None, pending: None };
+            let outcome = |action, reason: Option<String>| Outcome::new(t.clone(), action, reason);
             if let Some(why) = &t.skip {
                 return outcome(Action::Skipped, Some(why.clone()));
             }
@@ -168,16 +177,17 @@ pub fn plan(targets: &[Target], scans: &Scans, dry_run: bool) -> Vec<Outcome> {
                 Err(ScanFailure::Unsupported(m)) => outcome(Action::Skipped, Some(format!("unsupported: {m}"))),
                 Err(ScanFailure::Failed(m)) => outcome(Action::Failed, Some(m.clone())),
                 Ok(s) => {
-                    let wanted = s.pending.iter().filter(|p| !p.held).count();
+                    let wanted = s.pending.iter().filter(|p| !p.held && (all || p.security)).count();
                     let security = s.pending.iter().filter(|p| p.counts()).count();
                     let (action, reason) = if wanted == 0 {
                         (Action::Unchanged, None)
                     } else if dry_run {
                         (Action::Skipped, Some(format!("dry run: would patch {wanted} updates ({security} security)")))
                     } else {
-                        (Action::Skipped, Some(format!("patching is not built yet: {wanted} updates ({security} security) pending")))
+                        (Action::Failed, Some("planned for a patch that did not run".into()))
                     };
-                    Outcome { image_id: Some(s.image_id.clone()), pending: Some(s.pending.clone()), ..outcome(action, reason) }
+                    let to_patch = wanted > 0 && !dry_run;
+                    Outcome { image_id: Some(s.image_id.clone()), pending: Some(s.pending.clone()), to_patch, ..outcome(action, reason) }
                 }
             }
         })

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
 use crate::error::{db_err, io_err, Error, Result};
-use crate::model::{Outcome, Pending};
+use crate::model::{Action, Outcome, Pending, PatchRecord};
 
 /// The database's file name in the state directory.
 pub const FILE: &str = "state.db";
@@ -79,6 +79,37 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT
     );
     CREATE INDEX actions_target ON actions (target_id, id);",
+    // 2: patches in place, deploys and rollbacks, refused fix sets.
+    "CREATE TABLE patches (
+        id INTEGER PRIMARY KEY,
+        pass_id INTEGER NOT NULL REFERENCES passes (id),
+        image TEXT NOT NULL,
+        from_id TEXT NOT NULL,
+        to_id TEXT NOT NULL,
+        rollback TEXT,
+        upgraded TEXT NOT NULL,
+        fix_set TEXT NOT NULL,
+        seconds REAL NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE deploys (
+        id INTEGER PRIMARY KEY,
+        pass_id INTEGER NOT NULL REFERENCES passes (id),
+        target_id INTEGER NOT NULL REFERENCES targets (id),
+        patch_id INTEGER REFERENCES patches (id),
+        at TEXT NOT NULL,
+        result TEXT NOT NULL CHECK (result IN ('patched', 'rolled-back', 'failed')),
+        reason TEXT,
+        logs TEXT
+    );
+    CREATE INDEX deploys_target ON deploys (target_id, id);
+    CREATE TABLE refused (
+        image_id TEXT NOT NULL,
+        fix_set TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reason TEXT,
+        PRIMARY KEY (image_id, fix_set)
+    );",
 ];
 
 /// The schema version this freshen writes.
@@ -197,6 +228,8 @@ impl State {
         if retire {
             tx.execute("UPDATE targets SET active = 0", []).map_err(&err)?;
         }
+        // One row per patch, however many targets it was deployed to.
+        let mut patch_ids = std::collections::HashMap::new();
         for o in outcomes {
             let t = &o.target;
             let image_id = o.image_id.as_ref().or(t.image_id.as_ref());
@@ -208,7 +241,26 @@ impl State {
             .map_err(&err)?;
             let id: i64 = tx.query_row("SELECT id FROM targets WHERE kind = ?1 AND name = ?2", params![t.kind.as_str(), t.name], |r| r.get(0)).map_err(&err)?;
             if let Some(pending) = &o.pending {
-                record_fixes(&tx, id, pending, &now_s).map_err(&err)?;
+                let resolved = o.deploy.as_ref().filter(|d| d.result == Action::Patched).map_or(now_s.clone(), |d| time(d.at));
+                record_fixes(&tx, id, pending, &now_s, &resolved).map_err(&err)?;
+            }
+            if let Some(d) = &o.deploy {
+                let patch_id = match &o.patch {
+                    Some(p) => Some(record_patch(&tx, pass, p, &mut patch_ids, &now_s).map_err(&err)?),
+                    None => None,
+                };
+                tx.execute(
+                    "INSERT INTO deploys (pass_id, target_id, patch_id, at, result, reason, logs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![pass, id, patch_id, time(d.at), d.result.as_str(), d.reason, d.logs],
+                )
+                .map_err(&err)?;
+                if let (Action::RolledBack, Some(p)) = (d.result, &o.patch) {
+                    tx.execute(
+                        "INSERT INTO refused (image_id, fix_set, at, reason) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (image_id, fix_set) DO UPDATE SET at = ?3, reason = ?4",
+                        params![p.from_id, p.fix_set, time(d.at), d.reason],
+                    )
+                    .map_err(&err)?;
+                }
             }
             tx.execute("INSERT INTO actions (pass_id, target_id, at, action, reason) VALUES (?1, ?2, ?3, ?4, ?5)", params![pass, id, now_s, o.action.as_str(), o.reason])
                 .map_err(&err)?;
@@ -217,13 +269,24 @@ impl State {
         tx.commit().map_err(&err)
     }
 
+    /// When (and why) `fix_set` was rolled back on image `image_id`, if it
+    /// was: such a set is not tried again on that image.
+    pub fn refused(&self, image_id: &str, fix_set: &str) -> Result<Option<(DateTime<Utc>, Option<String>)>> {
+        self.conn
+            .query_row("SELECT at, reason FROM refused WHERE image_id = ?1 AND fix_set = ?2", params![image_id, fix_set], |r| Ok((parse_time(r.get(0)?), r.get(1)?)))
+            .optional()
+            .map(|o| o.and_then(|(at, reason)| Some((at?, reason))))
+            .map_err(db_err(&self.path))
+    }
+
     /// Every active target with its pending fixes and last action.
     pub fn status(&self, now: DateTime<Utc>) -> Result<Vec<TargetStatus>> {
         let err = db_err(&self.path);
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT t.id, t.kind, t.name, t.image, t.image_id, a.action, a.at, a.reason FROM targets t
+                "SELECT t.id, t.kind, t.name, t.image, t.image_id, a.action, a.at, a.reason,
+                   (SELECT count(*) FROM deploys WHERE target_id = t.id AND result = 'rolled-back') FROM targets t
                  LEFT JOIN actions a ON a.id = (SELECT max(id) FROM actions WHERE target_id = t.id)
                  WHERE t.active = 1 ORDER BY t.kind, t.name",
             )
@@ -241,6 +304,7 @@ impl State {
                         last_action: r.get(5)?,
                         last_action_at: parse_time(r.get(6)?),
                         last_reason: r.get(7)?,
+                        rollbacks: r.get(8)?,
                         exposure_seconds: None,
                         fixes: Vec::new(),
                     },
@@ -302,7 +366,7 @@ impl State {
 /// target showed the same installed version wanting an update (so a
 /// container started later from a known-stale image is exposed since then);
 /// fixes no longer pending are resolved now.
-fn record_fixes(tx: &rusqlite::Transaction, target: i64, pending: &[Pending], now: &str) -> rusqlite::Result<()> {
+fn record_fixes(tx: &rusqlite::Transaction, target: i64, pending: &[Pending], now: &str, resolved: &str) -> rusqlite::Result<()> {
     for p in pending {
         let first_seen: Option<String> = tx
             .query_row("SELECT min(first_seen) FROM fixes WHERE package = ?1 AND arch = ?2 AND installed = ?3", params![p.package, p.arch, p.installed], |r| r.get(0))
@@ -332,8 +396,23 @@ fn record_fixes(tx: &rusqlite::Transaction, target: i64, pending: &[Pending], no
         )?;
     }
     // Pending before, not seen now: no longer pending.
-    tx.execute("UPDATE fixes SET resolved_at = ?2 WHERE target_id = ?1 AND resolved_at IS NULL AND last_seen <> ?2", params![target, now])?;
+    tx.execute("UPDATE fixes SET resolved_at = ?3 WHERE target_id = ?1 AND resolved_at IS NULL AND last_seen <> ?2", params![target, now, resolved])?;
     Ok(())
+}
+
+/// Inserts a patch once (keyed by the image it wrote and its new id).
+fn record_patch(tx: &rusqlite::Transaction, pass: i64, p: &PatchRecord, ids: &mut std::collections::HashMap<(String, String), i64>, now: &str) -> rusqlite::Result<i64> {
+    let key = (p.image.clone(), p.to_id.clone());
+    if let Some(id) = ids.get(&key) {
+        return Ok(*id);
+    }
+    tx.execute(
+        "INSERT INTO patches (pass_id, image, from_id, to_id, rollback, upgraded, fix_set, seconds, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![pass, p.image, p.from_id, p.to_id, p.rollback, p.upgraded.join("\n"), p.fix_set, p.seconds, now],
+    )?;
+    let id = tx.last_insert_rowid();
+    ids.insert(key, id);
+    Ok(id)
 }
 
 /// Exposure of one fix: from when it was available (the later of its
@@ -369,6 +448,8 @@ pub struct TargetStatus {
     pub last_action_at: Option<DateTime<Utc>>,
     /// Why, for a skipped or failed target.
     pub last_reason: Option<String>,
+    /// How many redeploys of this target were rolled back.
+    pub rollbacks: usize,
     /// The oldest exposure among the pending security fixes.
     pub exposure_seconds: Option<i64>,
     pub fixes: Vec<FixStatus>,
@@ -386,7 +467,7 @@ pub struct FixStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Action, Kind, Target};
+    use crate::model::{DeployRecord, Kind, Target};
 
     fn pending(pkg: &str, installed: &str) -> Pending {
         Pending {
@@ -405,7 +486,7 @@ mod tests {
 
     fn outcome(name: &str, p: Vec<Pending>) -> Outcome {
         let target = Target { kind: Kind::Container, name: name.into(), image: "i:1".into(), image_id: Some("sha256:1".into()), source: None, skip: None };
-        Outcome { target, action: Action::Skipped, reason: Some("dry run".into()), image_id: None, pending: Some(p) }
+        Outcome { pending: Some(p), ..Outcome::new(target, Action::Skipped, Some("dry run".into())) }
     }
 
     #[test]
@@ -434,6 +515,41 @@ mod tests {
         for e in [State::open_writer(dir.path()).err().unwrap(), State::open_reader(dir.path()).err().unwrap()] {
             assert!(e.to_string().contains("is newer than this freshen understands"), "{e}");
         }
+    }
+
+    #[test]
+    fn deploys_resolve_fixes_when_accepted_and_rollbacks_are_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open_writer(dir.path()).unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let pass = s.begin_pass(t0, false).unwrap();
+        s.record_pass(pass, &[], &[outcome("a", vec![pending("libc6", "1")]), outcome("b", vec![pending("libc6", "1")])], true, t0, None).unwrap();
+        let patch = PatchRecord {
+            image: "docker-daemon:i:1".into(),
+            from_id: "sha256:1".into(),
+            to_id: "sha256:2".into(),
+            rollback: Some("i:freshen-rollback-1".into()),
+            upgraded: vec!["libc6:amd64 1 1+1".into()],
+            fix_set: "libc6:amd64=1+1".into(),
+            seconds: 3.0,
+        };
+        let (t1, accepted, t2) = (t0 + chrono::Duration::seconds(50), t0 + chrono::Duration::seconds(65), t0 + chrono::Duration::seconds(90));
+        let deployed = |result, at| DeployRecord { result, reason: Some("why".into()), logs: Some("last line".into()), at };
+        let a = Outcome { action: Action::Patched, patch: Some(patch.clone()), deploy: Some(deployed(Action::Patched, accepted)), ..outcome("a", vec![]) };
+        let b = Outcome { action: Action::RolledBack, patch: Some(patch.clone()), deploy: Some(deployed(Action::RolledBack, accepted)), ..outcome("b", vec![pending("libc6", "1")]) };
+        assert_eq!(s.refused("sha256:1", &patch.fix_set).unwrap(), None);
+        let pass = s.begin_pass(t1, false).unwrap();
+        s.record_pass(pass, &[], &[a, b], true, t2, None).unwrap();
+        let (at, reason) = s.refused("sha256:1", &patch.fix_set).unwrap().unwrap();
+        assert_eq!((at, reason.as_deref()), (accepted, Some("why")));
+        assert_eq!(s.refused("sha256:1", "libc6:amd64=1+2").unwrap(), None, "a newer fix is tried");
+        let st = State::open_reader(dir.path()).unwrap().status(t2).unwrap();
+        let (a, b) = (&st[0], &st[1]);
+        assert_eq!((a.pending_security, a.rollbacks, b.pending_security, b.rollbacks), (0, 0, 1, 1));
+        let resolved: String = s.conn.query_row("SELECT resolved_at FROM fixes WHERE target_id = (SELECT id FROM targets WHERE name = 'a')", [], |r| r.get(0)).unwrap();
+        assert_eq!(resolved, time(accepted), "exposure ends when the patched container was accepted");
+        let patches: i64 = s.conn.query_row("SELECT count(*) FROM patches", [], |r| r.get(0)).unwrap();
+        assert_eq!(patches, 1, "one patch deployed to two targets is one row");
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! into a temporary file in [`Transport::tmp_dir`] and reads that like any
 //! `docker-archive:`; the file goes when the source is dropped. Writing
 //! builds a docker-archive there and streams it to `POST /images/load`,
-//! after tagging the image the name held before as `REPO:freshen-previous`
-//! so a deploy can roll back.
+//! after tagging the image the name held before with its rollback tag
+//! ([`rollback_tag`]: `REPO:freshen-rollback-TAG`) so a deploy can roll
+//! back.
 //!
 //! Requests carry no `/vX.Y` version prefix: the Engine then answers in its
 //! own current API version. The endpoints and fields used (`Id`, `message`,
@@ -37,8 +38,11 @@ use crate::transport::Transport;
 use http::{Body, Endpoint, Failure, Response};
 
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
-/// The tag that keeps the image a name held before a load replaced it.
-const PREVIOUS_TAG: &str = "freshen-previous";
+/// How the tag that keeps the image a name held before a load replaced
+/// it starts ([`rollback_tag`]).
+const ROLLBACK_PREFIX: &str = "freshen-rollback";
+/// Longest tag the Engine accepts.
+const TAG_MAX: usize = 128;
 /// Largest JSON answer read whole (image inspect, an error).
 const JSON_LIMIT: u64 = 16 << 20;
 /// Longest line of the load progress stream.
@@ -72,7 +76,8 @@ pub(crate) fn load(name: &str, img: &NewImage, t: &Transport) -> Result<Digest> 
     write_archive(&archive.path, Some(name), img)?;
     let note = match previous {
         Some(id) if id != config_digest.to_string() && id != manifest_digest.to_string() => {
-            let kept = engine.tag(name, PREVIOUS_TAG)?;
+            let kept = rollback_tag(name);
+            engine.tag(name, &kept)?;
             format!("previous image {id} kept as {kept}")
         }
         Some(_) => "unchanged".to_string(),
@@ -90,6 +95,28 @@ pub(crate) fn load(name: &str, img: &NewImage, t: &Transport) -> Result<Digest> 
         )));
     }
     Ok(manifest_digest)
+}
+
+/// The name that keeps the image `name` (`REPO[:TAG]`) held before a
+/// patch in place replaced it: `REPO:freshen-rollback-TAG`. Two tags of
+/// one repository never share it: a tag too long to carry whole is
+/// replaced by its SHA-256 after a `.` (`REPO:freshen-rollback.HEX`),
+/// which no whole tag gives.
+pub fn rollback_tag(name: &str) -> String {
+    let repo = repository(name);
+    let tag = name.strip_prefix(repo).and_then(|t| t.strip_prefix(':')).unwrap_or("latest");
+    let whole = format!("{ROLLBACK_PREFIX}-{tag}");
+    if whole.len() <= TAG_MAX {
+        return format!("{repo}:{whole}");
+    }
+    let hex = Digest::of(tag.as_bytes()).to_string();
+    format!("{repo}:{ROLLBACK_PREFIX}.{}", &hex["sha256:".len()..])
+}
+
+/// Points the name `dest` (`REPO:TAG`) at the image `src` (a name or an
+/// id) in the Engine `t` names.
+pub fn tag(src: &str, dest: &str, t: &Transport) -> Result<()> {
+    Engine::new(t)?.tag(src, dest)
 }
 
 /// A running container as the Engine lists it (`GET /containers/json`).
@@ -237,14 +264,15 @@ impl Engine {
         Ok(tmp)
     }
 
-    /// Tags image `name` as `REPO:tag`; returns that new name.
-    fn tag(&self, name: &str, tag: &str) -> Result<String> {
-        let repo = repository(name);
+    /// Tags image `name` (a name or an id) as `full` (`REPO[:TAG]`).
+    fn tag(&self, name: &str, full: &str) -> Result<()> {
+        let repo = repository(full);
+        let tag = full.strip_prefix(repo).and_then(|t| t.strip_prefix(':')).unwrap_or("latest");
         let path = format!("/images/{}/tag?repo={}&tag={}", http::escape(name), http::escape(repo), http::escape(tag));
         let resp = self.call("POST", &path, None)?;
         let resp = self.check(resp, &subject(name))?;
         let _ = self.read_small(resp.body, &subject(name))?;
-        Ok(format!("{repo}:{tag}"))
+        Ok(())
     }
 
     /// Streams a docker-archive to `POST /images/load` and fails with the
@@ -338,6 +366,17 @@ mod tests {
         assert_eq!(repository("dokku/app:latest"), "dokku/app");
         assert_eq!(repository("localhost:5000/app:2"), "localhost:5000/app");
         assert_eq!(repository("localhost:5000/app"), "localhost:5000/app");
+    }
+
+    #[test]
+    fn rollback_tags_never_collide() {
+        assert_eq!(rollback_tag("dokku/app:latest"), "dokku/app:freshen-rollback-latest");
+        assert_eq!(rollback_tag("localhost:5000/app"), "localhost:5000/app:freshen-rollback-latest");
+        assert_ne!(rollback_tag("app:1"), rollback_tag("app:2"));
+        let long = "x".repeat(128);
+        let kept = rollback_tag(&format!("app:{long}"));
+        assert!(kept.starts_with("app:freshen-rollback.") && kept.len() - 4 <= TAG_MAX, "{kept}");
+        assert_ne!(kept, rollback_tag(&format!("app:{}", "x".repeat(127))));
     }
 
     #[test]

@@ -103,7 +103,7 @@ fn scans_and_patches_images_in_the_engine() {
     assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let new_id = image_id(&d, "stale:latest").unwrap();
     assert_ne!(new_id, old_id, "the patched image was not loaded");
-    assert_eq!(image_id(&d, "stale:freshen-previous").as_deref(), Some(old_id.as_str()), "the old image was not kept");
+    assert_eq!(image_id(&d, "stale:freshen-rollback-latest").as_deref(), Some(old_id.as_str()), "the old image was not kept");
     let (package, candidate, _, _) = want.iter().find(|u| u.2).unwrap();
     let installed = d.ok(&["run", "--rm", "stale:latest", "dpkg-query", "-W", "-f", "${Version}", package]);
     assert_eq!(&installed, candidate, "{package} in the patched image");

@@ -143,5 +143,5 @@ fn app_built_by_docker_rebases_onto_its_patched_base_with_no_flags() {
     assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "", "--quiet prints no progress");
     // The app as it was stays reachable for a rollback.
-    assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", "app:freshen-previous"]), app_before);
+    assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", "app:freshen-rollback-1"]), app_before);
 }

@@ -36,7 +36,7 @@ pub fn run(args: Args) -> Result<u8> {
     let _lock = PassLock::acquire(&config.state_dir)?;
     let mut state = State::open_writer(&config.state_dir)?;
     let transport = args.common.transport_in(&config.cache_dir, freshen_image::progress::silent())?;
-    let ctx = pass::Context { config: &config, transport: &transport, platform: args.common.platform(), http: args.common.http_policy()?, dry_run: args.dry_run };
+    let ctx = pass::Context { config: &config, transport: &transport, platform: args.common.platform(), http: args.common.http_policy()?, dry_run: args.dry_run, stop: &|| false };
     let report = pass::run(&ctx, &mut state)?;
 
     let mut rows = vec![["KIND", "NAME", "IMAGE", "SECURITY", "ACTION"].map(String::from).to_vec()];

@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use chrono::Utc;
+use freshen_host::hostinfo::HostReport;
 use freshen_host::State;
 
 use super::host::HostArgs;
@@ -21,24 +22,36 @@ pub fn run(args: Args) -> Result<u8> {
     let config = args.host.config()?;
     let state = State::open_reader(&config.state_dir)?;
     let targets = state.status(Utc::now())?;
+    let host = HostReport::read(std::path::Path::new("/"));
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "targets": targets }))?;
+            serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "targets": targets, "host": host }))?;
             use std::io::Write;
             writeln!(out)?;
         }
         Format::Text => {
-            let mut rows = vec![["KIND", "NAME", "IMAGE", "SECURITY", "EXPOSED", "LAST ACTION"].map(String::from).to_vec()];
+            let mut rows = vec![["KIND", "NAME", "IMAGE", "SECURITY", "EXPOSED", "ROLLBACKS", "LAST ACTION"].map(String::from).to_vec()];
             for t in &targets {
                 let exposed = t.exposure_seconds.map_or("-".to_string(), human);
                 let action = match (&t.last_action, t.last_action_at) {
                     (Some(a), Some(at)) => format!("{a} {}{}", at.format("%Y-%m-%d %H:%M UTC"), t.last_reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()),
                     _ => "-".into(),
                 };
-                rows.push(vec![t.kind.clone(), t.name.clone(), t.image.clone(), t.pending_security.to_string(), exposed, action]);
+                rows.push(vec![t.kind.clone(), t.name.clone(), t.image.clone(), t.pending_security.to_string(), exposed, t.rollbacks.to_string(), action]);
             }
             table(&rows, &mut out)?;
+            use std::io::Write;
+            let u = &host.unattended_upgrades;
+            let unattended = match (u.installed, u.enabled) {
+                (false, _) => "not installed".to_string(),
+                (true, false) => "installed, not enabled (APT::Periodic::Unattended-Upgrade)".to_string(),
+                (true, true) => format!("enabled, last run {}", u.last_run.map_or("never".into(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())),
+            };
+            writeln!(out, "\nhost: unattended-upgrades {unattended}")?;
+            if host.reboot_required {
+                writeln!(out, "host: reboot required ({})", if host.reboot_packages.is_empty() { "no package named".into() } else { host.reboot_packages.join(", ") })?;
+            }
         }
     }
     Ok(crate::exit::CLEAN)
