@@ -189,8 +189,11 @@ fn patch_group(ctx: &Context, fetcher: &Fetcher, state: &State, source: &str, gr
     (!records.is_empty()).then_some(Written { records, upgraded, _locks: locks })
 }
 
+/// An image and its patch, ready to be written.
+type Opened = (Box<dyn freshen_image::ImageSource>, Box<Patched>);
+
 /// Runs the image's own apt on the image `source` names.
-fn patch_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> Result<Option<(Box<dyn freshen_image::ImageSource>, Box<Patched>)>, String> {
+fn patch_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> Result<Option<Opened>, String> {
     let reference = ImageRef::parse(source).map_err(|e| e.to_string())?;
     let image = freshen_image::open(&reference, &ctx.platform, ctx.transport).map_err(|e| e.to_string())?;
     let opts = PatchOptions {
@@ -213,7 +216,7 @@ fn patch_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> Result<Option<
 /// Writes the patch to `dest`; a later name in the Engine of the same
 /// image only gets a tag. Returns the new image id (a manifest digest
 /// outside the Engine) and the rollback tag.
-fn write(ctx: &Context, patched: &(Box<dyn freshen_image::ImageSource>, Box<Patched>), dest: &str, first: Option<&PatchRecord>) -> Result<(String, Option<String>), String> {
+fn write(ctx: &Context, patched: &Opened, dest: &str, first: Option<&PatchRecord>) -> Result<(String, Option<String>), String> {
     let (image, p) = patched;
     let err = |e: freshen_image::Error| e.to_string();
     let name = engine_name(dest);

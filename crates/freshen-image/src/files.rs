@@ -441,7 +441,10 @@ fn add_path(files: &mut RootFiles, root: &Path, rel: &str, interest: &Interest, 
 mod tests {
     use super::*;
 
-    fn tar_of(entries: &[(&str, Option<&[u8]>, Option<&str>)]) -> Vec<u8> {
+    /// (path, file contents, symlink target).
+    type Entry<'a> = (&'a str, Option<&'a [u8]>, Option<&'a str>);
+
+    fn tar_of(entries: &[Entry]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (path, data, link) in entries {
             let mut h = tar::Header::new_ustar();
