@@ -105,6 +105,9 @@ fn patch_group(ctx: &Context, fetcher: &Fetcher, state: &State, source: &str, gr
     // A Dokku app is patched only under its deploy lock, held until its
     // restart is done.
     let mut names: Vec<String> = Vec::new();
+    // Names an earlier pass already moved to its patch of this image (it
+    // was stopped before redeploying): redeployed without patching again.
+    let mut resumed: Vec<(String, String)> = Vec::new();
     let mut locks = Vec::new();
     for o in group.iter_mut() {
         if o.target.kind == Kind::DokkuApp {
@@ -125,6 +128,12 @@ fn patch_group(ctx: &Context, fetcher: &Fetcher, state: &State, source: &str, gr
         if let Some(name) = engine_name(&dest).filter(|_| o.target.kind != Kind::Image) {
             match daemon::image_id(name, ctx.transport) {
                 Ok(Some(id)) if id == from_id => {}
+                Ok(Some(id)) if daemon::image_id(&daemon::rollback_tag(name), ctx.transport).ok().flatten().as_deref() == Some(from_id.as_str()) => {
+                    if !resumed.iter().any(|(d, _)| *d == dest) {
+                        resumed.push((dest, id));
+                    }
+                    continue;
+                }
                 Ok(other) => {
                     let now = other.unwrap_or_else(|| "no image".into());
                     settle(o, Action::Skipped, format!("{name} now names {now}, not the image this runs ({from_id}): redeploy it from its new image"));
@@ -140,8 +149,18 @@ fn patch_group(ctx: &Context, fetcher: &Fetcher, state: &State, source: &str, gr
             names.push(dest);
         }
     }
+    let wanted_lines: Vec<String> = wanted.iter().map(|p| format!("{}:{} {} {}", p.package, p.arch, p.installed, p.candidate)).collect();
+    let mut records: Vec<PatchRecord> = resumed
+        .into_iter()
+        .map(|(dest, to_id)| {
+            info!(image = %dest, from = %from_id, to = %to_id, "redeploying the patch an interrupted pass made");
+            let rollback = engine_name(&dest).map(daemon::rollback_tag);
+            PatchRecord { image: dest, from_id: from_id.clone(), to_id, rollback, upgraded: wanted_lines.clone(), fix_set: set.clone(), seconds: 0.0 }
+        })
+        .collect();
+    let wanted_keys: Vec<(String, String)> = wanted.iter().map(|p| (p.package.clone(), p.arch.clone())).collect();
     if names.is_empty() {
-        return None;
+        return (!records.is_empty()).then_some(Written { records, upgraded: wanted_keys, _locks: locks });
     }
     let started = Instant::now();
     let patched = match patch_image(ctx, fetcher, source) {
@@ -162,13 +181,13 @@ fn patch_group(ctx: &Context, fetcher: &Fetcher, state: &State, source: &str, gr
     };
     let upgraded: Vec<(String, String)> = patched.1.upgraded.iter().map(|u| (u.package.clone(), u.arch.clone())).collect();
     let lines: Vec<String> = patched.1.upgraded.iter().map(|u| format!("{}:{} {} {}", u.package, u.arch, u.from, u.to)).collect();
-    let mut records = Vec::new();
+    let mut first: Option<PatchRecord> = None;
     for name in &names {
-        let written = write(ctx, &patched, name, records.first());
+        let written = write(ctx, &patched, name, first.as_ref());
         match written {
             Ok((to_id, rollback)) => {
                 info!(image = %name, from = %from_id, to = %to_id, upgraded = lines.len(), seconds = started.elapsed().as_secs_f64(), "patched in place");
-                records.push(PatchRecord {
+                let record = PatchRecord {
                     image: name.clone(),
                     from_id: from_id.clone(),
                     to_id,
@@ -176,7 +195,9 @@ fn patch_group(ctx: &Context, fetcher: &Fetcher, state: &State, source: &str, gr
                     upgraded: lines.clone(),
                     fix_set: set.clone(),
                     seconds: started.elapsed().as_secs_f64(),
-                });
+                };
+                first.get_or_insert_with(|| record.clone());
+                records.push(record);
             }
             Err(e) => {
                 warn!(image = %name, error = %e, "writing the patched image failed");

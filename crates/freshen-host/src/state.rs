@@ -306,6 +306,7 @@ impl State {
                         last_reason: r.get(7)?,
                         rollbacks: r.get(8)?,
                         exposure_seconds: None,
+                        last_exposure_seconds: None,
                         fixes: Vec::new(),
                     },
                 ))
@@ -319,9 +320,29 @@ impl State {
             let counted = t.fixes.iter().filter(|f| f.pending.counts());
             t.pending_security = counted.clone().count();
             t.exposure_seconds = counted.filter_map(|f| f.exposure_seconds).max();
+            t.last_exposure_seconds = self.last_window(id)?;
             out.push(t);
         }
         Ok(out)
+    }
+
+    /// The longest exposure among the security fixes the target's latest
+    /// patch closed.
+    fn last_window(&self, target: i64) -> Result<Option<i64>> {
+        let err = db_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT fixed_on, first_seen, resolved_at FROM fixes WHERE target_id = ?1 AND security = 1 AND held = 0
+                 AND resolved_at = (SELECT max(resolved_at) FROM fixes WHERE target_id = ?1 AND security = 1 AND held = 0)",
+            )
+            .map_err(&err)?;
+        let windows = stmt
+            .query_map([target], |r| Ok((parse_time(r.get(0)?), parse_time(r.get(1)?), parse_time(r.get(2)?))))
+            .map_err(&err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(&err)?;
+        Ok(windows.into_iter().filter_map(|(fixed_on, first_seen, resolved)| resolved.and_then(|r| exposure(fixed_on, first_seen, Some(r), r))).max())
     }
 
     fn pending_fixes(&self, target: i64, now: DateTime<Utc>) -> Result<Vec<FixStatus>> {
@@ -452,6 +473,9 @@ pub struct TargetStatus {
     pub rollbacks: usize,
     /// The oldest exposure among the pending security fixes.
     pub exposure_seconds: Option<i64>,
+    /// The window the latest patch closed: the longest exposure among the
+    /// security fixes it resolved.
+    pub last_exposure_seconds: Option<i64>,
     pub fixes: Vec<FixStatus>,
 }
 
@@ -548,6 +572,7 @@ mod tests {
         assert_eq!((a.pending_security, a.rollbacks, b.pending_security, b.rollbacks), (0, 0, 1, 1));
         let resolved: String = s.conn.query_row("SELECT resolved_at FROM fixes WHERE target_id = (SELECT id FROM targets WHERE name = 'a')", [], |r| r.get(0)).unwrap();
         assert_eq!(resolved, time(accepted), "exposure ends when the patched container was accepted");
+        assert_eq!(a.last_exposure_seconds, Some(65), "first seen at t0, accepted 65 s later");
         let patches: i64 = s.conn.query_row("SELECT count(*) FROM patches", [], |r| r.get(0)).unwrap();
         assert_eq!(patches, 1, "one patch deployed to two targets is one row");
     }

@@ -68,3 +68,111 @@ fn a_configured_image_is_patched_in_place_when_the_archive_publishes() {
     assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", "base:1"]).trim(), new_id);
     assert_eq!(target(&status(&state), "docker-daemon:base:1")["last_action"], "unchanged");
 }
+
+/// `docker inspect` fields that must survive a recreate.
+const KEPT: &str = "{{json .Config.Env}} {{json .Config.Cmd}} {{json .Config.Labels}} {{json .Config.Healthcheck}} {{json .HostConfig.RestartPolicy}} {{json .HostConfig.Binds}} {{json .NetworkSettings.Networks.appnet.Aliases}} {{json .NetworkSettings.Networks.appnet.IPAMConfig}}";
+
+#[test]
+fn publish_patch_redeploy_roll_back_and_not_retry() {
+    let d = Dockerd::start();
+    let live = LiveRepo::start("1.0");
+    let work = tempdir();
+    let (cache, state) = (work.join("cache"), work.join("state"));
+    let base = live.base_image(&work, "1.0");
+    expect(&["copy", &base, "docker-daemon:web:1", "--docker-host", &d.host], &cache, 0);
+    d.ok(&["network", "create", "--subnet", "172.30.0.0/24", "appnet"]);
+    d.ok(&[
+        "run", "-d", "--name", "web", "--network", "appnet", "--network-alias", "api", "--ip", "172.30.0.10",
+        "-v", "webdata:/data", "-e", "MODE=prod", "--restart", "unless-stopped",
+        "--label", "com.docker.compose.project=shop", "--label", "com.docker.compose.service=web",
+        "--health-cmd", &format!("test ! -e /usr/share/{PACKAGE}/broken"), "--health-interval", "1s", "--health-start-period", "1s",
+        "web:1", "sleep", "infinity",
+    ]);
+    let inspect = |what: &str| d.ok(&["inspect", "-f", what, "web"]).trim().to_string();
+    for _ in 0..100 {
+        if inspect("{{.State.Health.Status}}") == "healthy" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    d.ok(&["exec", "web", "sh", "-c", "echo kept > /data/file"]);
+    let settings = inspect(KEPT);
+    let config = work.join("freshen.toml");
+    std::fs::write(&config, "settle = \"2s\"\nhealth_timeout = \"30s\"\n").unwrap();
+    let run = |code| expect(&["run", "--config", config.to_str().unwrap(), "--state", state.to_str().unwrap(), "--docker-host", &d.host], &cache, code);
+    run(0);
+
+    // The archive publishes a fix: patched in place, recreated, healthy.
+    live.publish("1.1", false);
+    let first_id = inspect("{{.Id}}");
+    run(0);
+    assert_ne!(inspect("{{.Id}}"), first_id, "the container was not recreated");
+    assert_eq!(inspect("{{.State.Health.Status}}"), "healthy");
+    assert_eq!(inspect(KEPT), settings, "settings changed in the recreate");
+    assert_eq!(d.ok(&["exec", "web", "cat", "/data/file", &format!("/usr/share/{PACKAGE}/version")]), format!("kept\n{PACKAGE} 1.1\n"));
+    let patched_image = d.ok(&["image", "inspect", "-f", "{{.Id}}", "web:1"]).trim().to_string();
+    assert_eq!(inspect("{{.Image}}"), patched_image);
+    let st = status(&state);
+    let t = target(&st, "web");
+    assert_eq!((t["kind"].as_str(), t["last_action"].as_str(), t["pending_security"].as_u64()), (Some("container"), Some("patched"), Some(0)), "{st:#}");
+    assert!(t["last_exposure_seconds"].as_i64().is_some_and(|s| (0..600).contains(&s)), "the closed window is remembered: {t:#}");
+
+    // A fix whose new version fails the health check: rolled back.
+    live.publish("1.2", true);
+    let good_id = inspect("{{.Id}}");
+    run(3);
+    assert_eq!(inspect("{{.Id}}"), good_id, "the old container is not the one running");
+    assert_eq!(inspect("{{.State.Running}}"), "true");
+    assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", "web:1"]).trim(), patched_image, "the name holds the refused patch");
+    let names = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(names.trim(), "web", "a container was left behind: {names}");
+    let st = status(&state);
+    let t = target(&st, "web");
+    assert_eq!((t["last_action"].as_str(), t["rollbacks"].as_u64(), t["pending_security"].as_u64()), (Some("rolled-back"), Some(1), Some(1)), "{st:#}");
+    assert!(t["last_reason"].as_str().unwrap().contains("health"), "{t:#}");
+
+    // Not retried until a newer fix appears.
+    let out = run(3);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not retried"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(inspect("{{.Id}}"), good_id);
+    live.publish("1.3", false);
+    run(0);
+    assert_eq!(d.ok(&["exec", "web", "cat", &format!("/usr/share/{PACKAGE}/version")]).trim(), format!("{PACKAGE} 1.3"));
+    assert_eq!(target(&status(&state), "web")["last_action"], "patched");
+}
+
+#[test]
+fn a_killed_pass_is_repaired_by_the_next() {
+    let d = Dockerd::start();
+    let live = LiveRepo::start("1.0");
+    let work = tempdir();
+    let (cache, state) = (work.join("cache"), work.join("state"));
+    let base = live.base_image(&work, "1.0");
+    expect(&["copy", &base, "docker-daemon:web:1", "--docker-host", &d.host], &cache, 0);
+    d.ok(&["run", "-d", "--name", "web", "web:1", "sleep", "infinity"]);
+    let config = work.join("freshen.toml");
+    std::fs::write(&config, "settle = \"20s\"\n").unwrap();
+    let args = ["run", "--config", config.to_str().unwrap(), "--state", state.to_str().unwrap(), "--docker-host", &d.host];
+    live.publish("1.1", false);
+    let mut child = freshen_command(&args, &cache).spawn().unwrap();
+    // SIGKILL while the replacement settles: the old one is stopped under
+    // its temporary name.
+    let mut seen = false;
+    for _ in 0..1200 {
+        if d.ok(&["ps", "-a", "--format", "{{.Names}}"]).lines().any(|n| n == "web.freshen-old") {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(seen, "the recreate never started");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The replacement is removed so that the repair has to put the old one back.
+    d.ok(&["rm", "-f", "web"]);
+    let out = freshen(&args, &cache);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let names = d.ok(&["ps", "--format", "{{.Names}}"]);
+    assert_eq!(names.trim(), "web", "{names}");
+    assert!(!d.ok(&["ps", "-a", "--format", "{{.Names}}"]).contains("freshen-old"));
+}

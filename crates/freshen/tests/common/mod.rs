@@ -235,13 +235,19 @@ const HTTP_ENV: &[&str] = &["http_proxy", "https_proxy", "HTTPS_PROXY", "all_pro
 /// [`freshen`] with environment variables set; the proxy and trust-store
 /// variables of the test's own environment are not passed on.
 pub fn freshen_env(args: &[&str], cache: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = freshen_command(args, cache);
+    cmd.envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+/// The command [`freshen`] runs, to spawn it as a child.
+pub fn freshen_command(args: &[&str], cache: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_freshen"));
     cmd.args(args).env("FRESHEN_CACHE", cache);
     for v in HTTP_ENV {
         cmd.env_remove(v);
     }
-    cmd.envs(env.iter().copied());
-    cmd.output().unwrap()
+    cmd
 }
 
 /// The hermetic repository served over HTTPS by `openssl s_server -WWW`
