@@ -42,16 +42,13 @@ pub fn run(args: Args) -> Result<u8> {
             }
             table(&rows, &mut out)?;
             use std::io::Write;
-            let u = &host.unattended_upgrades;
-            let unattended = match (u.installed, u.enabled) {
-                (false, _) => "not installed".to_string(),
-                (true, false) => "installed, not enabled (APT::Periodic::Unattended-Upgrade)".to_string(),
-                (true, true) => format!("enabled, last run {}", u.last_run.map_or("never".into(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())),
+            let unattended = match (&host.error, host.unattended_upgrades_installed, host.unattended_upgrades_enabled) {
+                (Some(e), _, _) => format!("unknown ({e})"),
+                (None, false, _) => "not installed".to_string(),
+                (None, true, false) => "installed, not enabled (APT::Periodic::Unattended-Upgrade)".to_string(),
+                (None, true, true) => format!("enabled, last run {}", host.unattended_upgrades_last_run.map_or("never".into(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())),
             };
-            writeln!(out, "\nhost: unattended-upgrades {unattended}")?;
-            if host.reboot_required {
-                writeln!(out, "host: reboot required ({})", if host.reboot_packages.is_empty() { "no package named".into() } else { host.reboot_packages.join(", ") })?;
-            }
+            writeln!(out, "\nhost: unattended-upgrades {unattended}{}", if host.reboot_required { "; reboot required" } else { "" })?;
         }
     }
     Ok(crate::exit::CLEAN)
