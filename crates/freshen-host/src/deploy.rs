@@ -224,6 +224,7 @@ fn patch_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> Result<Option<
         compression: freshen_patch::layer::Compression::Gzip,
         source_date_epoch: None,
         test: None,
+        limits: Default::default(),
         now: Utc::now(),
         progress: freshen_image::progress::silent(),
     };

@@ -12,6 +12,7 @@ mod local;
 mod patch;
 mod reuse;
 pub mod sandbox;
+mod seccomp;
 mod script;
 pub mod secrets;
 pub mod unpack;

@@ -30,6 +30,8 @@ pub struct PatchOptions {
     pub source_date_epoch: Option<u64>,
     /// A smoke test run (with `sh -c`) in the patched image before it is accepted.
     pub test: Option<String>,
+    /// The sandbox's memory and process limits.
+    pub limits: crate::sandbox::Limits,
     pub now: DateTime<Utc>,
     /// Where progress goes (unpacking, apt, the layer).
     pub progress: std::sync::Arc<dyn freshen_image::Progress>,
@@ -267,7 +269,10 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
     }
     seed_apt_lists(ctx.fetcher, ctx.offers, &ctx.system_arch, &ctx.foreign_archs, &lists)?;
     let run_dir = ctx.work.0.join(format!("run-{}", layers.len()));
-    sandbox::mount_scratch(&run_dir)?;
+    // What the upgrade may write: its packages unpacked (xz packs dpkg
+    // trees about 4:1), twice over for dpkg's `.dpkg-new` files, plus room.
+    let need = ctx.todo.iter().map(|(_, u)| u.candidate.size).sum::<u64>() * 8 + (64 << 20);
+    sandbox::mount_scratch(&run_dir, need)?;
     let policy = ctx.work.0.join("policy-rc.d");
     std::fs::write(&policy, POLICY_RC_D).map_err(io_err(&policy))?;
     use std::os::unix::fs::PermissionsExt;
@@ -282,7 +287,7 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
     let overlay = Overlay::mount(&lowers, Some((&upper, &run_dir.join("work"))), &merged)?;
     // Mount points the sandbox may have to create stay out of the layer.
     let mut exclude = Vec::new();
-    for p in ["usr/sbin/policy-rc.d", "etc/resolv.conf", "var/lib/apt/lists", "var/cache/apt"] {
+    for p in ["usr/sbin/policy-rc.d", "var/lib/apt/lists", "var/cache/apt"] {
         if std::fs::symlink_metadata(merged.join(p)).is_err() {
             exclude.push(p.to_string());
         }
@@ -298,19 +303,17 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
     let script = script::apt_script(&action);
     let bin = ctx.work.0.join("bin");
     script::write_bin(&bin)?;
-    let mut binds = vec![
+    let binds = vec![
         Bind { source: lists.clone(), destination: "/var/lib/apt/lists".into(), read_only: true },
         Bind { source: archives.clone(), destination: "/var/cache/apt".into(), read_only: false },
         Bind { source: policy.clone(), destination: "/usr/sbin/policy-rc.d".into(), read_only: true },
         Bind { source: bin, destination: script::BIN_DIR.into(), read_only: true },
     ];
-    if Path::new("/etc/resolv.conf").exists() {
-        binds.push(Bind { source: "/etc/resolv.conf".into(), destination: "/etc/resolv.conf".into(), read_only: true });
-    }
     let run = RunSpec {
         args: vec!["/bin/sh".into(), "-c".into(), script],
         env: vec!["DEBIAN_FRONTEND=noninteractive".into(), "LC_ALL=C".into()],
         binds: binds.clone(),
+        limits: opts.limits,
     };
     let task = opts.progress.begin(&format!("apt: upgrade {} packages in the sandbox", ctx.todo.len()), None);
     let out = sandbox::run(&runtime, &ctx.work.0.join("bundle"), &merged, &format!("freshen-{}", std::process::id()), &run)?;
@@ -343,7 +346,7 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
         }
         let test_merged = ctx.work.0.join("test-merged");
         let _test = Overlay::mount(&test_lowers, Some((&run_dir.join("test-upper"), &run_dir.join("test-work"))), &test_merged)?;
-        let tr = RunSpec { args: vec!["/bin/sh".into(), "-c".into(), cmd.clone()], env: vec![], binds: binds.iter().filter(|b| b.destination == "/etc/resolv.conf").cloned().collect() };
+        let tr = RunSpec { args: vec!["/bin/sh".into(), "-c".into(), cmd.clone()], env: vec![], binds: vec![], limits: opts.limits };
         let out = sandbox::run(&runtime, &ctx.work.0.join("test-bundle"), &test_merged, &format!("freshen-test-{}", std::process::id()), &tr)?;
         if !out.success {
             return Err(Error::Invalid(format!("--test `{cmd}` failed in the patched image ({}): {}", out.status(), out.tail(6))));

@@ -2,12 +2,21 @@
 //! upper directory, and a command run in it by an OCI runtime (runc or
 //! crun) from a config written with the oci-spec crate.
 //!
+//! The command runs as root with Docker's default capabilities, in its own
+//! PID, mount, IPC, UTS, cgroup and network namespaces (only loopback: apt
+//! needs no network, everything was downloaded and verified before), under
+//! Docker's default seccomp profile ([`crate::seccomp`]), with
+//! `no_new_privileges`, a pids and a memory limit, `/sys` read-only and
+//! the paths Docker masks masked. No user namespace: the layer's files
+//! must carry the image's own ids, and the runtime Debian 12 ships (runc
+//! 1.1) cannot give a mount an id mapping.
+//!
 //! Privileged operations (mount, unmount, the runtime) are all here.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder, LinuxNamespace, LinuxNamespaceType, Mount, Spec};
+use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, Mount, Spec};
 
 use crate::error::{io_err, Error, Result};
 
@@ -66,19 +75,23 @@ impl Drop for Overlay {
     }
 }
 
-/// Makes `dir` a tmpfs when the machine has memory to spare (half of what
-/// is available, when that is at least 1 GiB): the overlay's upper and work
-/// directories live there, so dpkg's many small writes do not wait for the
-/// disk. Otherwise `dir` stays on disk. Unmounted by the work directory's
+/// The largest tmpfs a run's scratch directory gets.
+pub const SCRATCH_MAX: u64 = 4 << 30;
+
+/// Makes `dir` a tmpfs when the machine has memory to spare, so dpkg's many
+/// small writes do not wait for the disk: its size is half of the memory
+/// available, at most [`SCRATCH_MAX`], and it is used only when that is at
+/// least 1 GiB and at least `need` bytes (what the upgrade may write).
+/// Otherwise `dir` stays on disk. Unmounted by the work directory's
 /// cleanup.
-pub fn mount_scratch(dir: &Path) -> Result<()> {
+pub fn mount_scratch(dir: &Path, need: u64) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let available_kb: u64 = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0);
-    let size_kb = available_kb / 2;
-    if size_kb < (1 << 20) {
+    let size_kb = (available_kb / 2).min(SCRATCH_MAX >> 10);
+    if size_kb < (1 << 20) || size_kb < need >> 10 {
         return Ok(());
     }
     let data = std::ffi::CString::new(format!("size={size_kb}k,mode=0700")).map_err(|_| Error::Invalid("tmpfs options".into()))?;
@@ -100,7 +113,26 @@ pub struct RunSpec {
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub binds: Vec<Bind>,
+    pub limits: Limits,
 }
+
+/// The sandbox's resource limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Memory in bytes.
+    pub memory: u64,
+    /// Processes and threads.
+    pub pids: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { memory: 2 << 30, pids: 2048 }
+    }
+}
+
+/// Paths Docker masks besides those the runtime spec's defaults name.
+const MORE_MASKED: &[&str] = &["/proc/interrupts", "/sys/devices/virtual/powercap"];
 
 /// The OCI runtime binary: `--runtime PATH`, else runc or crun on PATH.
 pub fn find_runtime(flag: Option<&Path>) -> Result<PathBuf> {
@@ -138,7 +170,7 @@ const CAPS: &[Capability] = &[
 ];
 
 /// Writes the runtime config for running `spec` in `rootfs`.
-pub fn write_config(bundle: &Path, rootfs: &Path, run: &RunSpec) -> Result<()> {
+pub fn write_config(bundle: &Path, rootfs: &Path, id: &str, run: &RunSpec) -> Result<()> {
     let bad = |e: oci_spec::OciSpecError| Error::Invalid(format!("runtime config: {e}"));
     let mut spec = Spec::default();
     spec.set_hostname(Some("freshen".into()));
@@ -151,7 +183,7 @@ pub fn write_config(bundle: &Path, rootfs: &Path, run: &RunSpec) -> Result<()> {
     let mut env = vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
     env.extend(run.env.iter().cloned());
     process.set_env(Some(env));
-    process.set_no_new_privileges(Some(false));
+    process.set_no_new_privileges(Some(true));
     let caps: std::collections::HashSet<Capability> = CAPS.iter().copied().collect();
     process.set_capabilities(Some(
         LinuxCapabilitiesBuilder::default()
@@ -162,10 +194,18 @@ pub fn write_config(bundle: &Path, rootfs: &Path, run: &RunSpec) -> Result<()> {
             .map_err(bad)?,
     ));
     spec.set_process(Some(process));
-    // Host network (the mirror), no user namespace (apt needs real root).
+    // A network namespace of its own (only loopback); no user namespace
+    // (see the module's note).
     let mut linux = spec.linux().clone().unwrap_or_default();
-    let namespaces: Vec<LinuxNamespace> = [LinuxNamespaceType::Pid, LinuxNamespaceType::Ipc, LinuxNamespaceType::Uts, LinuxNamespaceType::Mount]
-        .into_iter()
+    let namespaces: Vec<LinuxNamespace> = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Cgroup,
+    ]
+    .into_iter()
         .map(|t| {
             let mut ns = LinuxNamespace::default();
             ns.set_typ(t);
@@ -173,6 +213,19 @@ pub fn write_config(bundle: &Path, rootfs: &Path, run: &RunSpec) -> Result<()> {
         })
         .collect();
     linux.set_namespaces(Some(namespaces));
+    linux.set_seccomp(Some(crate::seccomp::profile(std::env::consts::ARCH)?));
+    let mut masked = linux.masked_paths().clone().unwrap_or_default();
+    masked.extend(MORE_MASKED.iter().map(|p| p.to_string()));
+    linux.set_masked_paths(Some(masked));
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    let mut memory = LinuxMemory::default();
+    memory.set_limit(Some(run.limits.memory as i64));
+    resources.set_memory(Some(memory));
+    let mut pids = LinuxPids::default();
+    pids.set_limit(run.limits.pids);
+    resources.set_pids(Some(pids));
+    linux.set_resources(Some(resources));
+    linux.set_cgroups_path(Some(PathBuf::from(format!("/freshen/{id}"))));
     spec.set_linux(Some(linux));
     let mut mounts: Vec<Mount> = spec.mounts().clone().unwrap_or_default();
     mounts.retain(|m| m.destination() != Path::new("/sys/fs/cgroup"));
@@ -216,7 +269,7 @@ impl RunOutput {
 
 /// Runs `run` in `rootfs` with the runtime; stdout and stderr are combined.
 pub fn run(runtime: &Path, bundle: &Path, rootfs: &Path, id: &str, run: &RunSpec) -> Result<RunOutput> {
-    write_config(bundle, rootfs, run)?;
+    write_config(bundle, rootfs, id, run)?;
     let state = bundle.join("state");
     std::fs::create_dir_all(&state).map_err(io_err(&state))?;
     let log = bundle.join("output.log");

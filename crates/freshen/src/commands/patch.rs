@@ -76,6 +76,7 @@ pub fn run(args: Args) -> Result<u8> {
         compression: if args.compression == CompressionArg::Zstd { Compression::Zstd } else { Compression::Gzip },
         source_date_epoch,
         test: args.test,
+        limits: Default::default(),
         now,
         progress,
     };

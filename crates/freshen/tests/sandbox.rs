@@ -1,0 +1,71 @@
+//! The sandbox holds against a maintainer script that tries to leave it:
+//! `hostile`'s postinst (tests/fixtures/make-repo.sh) tries to reach a TCP
+//! listener on the host's 127.0.0.1 and an abstract unix socket of the
+//! host, to write to a host path through `/proc/self/root`, `/proc/1/root`
+//! and `..`, to mount, to unshare, to write `/proc/sys` and `/sys`, and to
+//! fork 4000 processes. The patch succeeds; none of it happened.
+//! Needs root, runc and Debian's archive (the stale base image); x86_64
+//! (the script calls mount(2) and unshare(2) by number).
+
+mod common;
+
+use std::io::Read;
+use std::os::linux::net::SocketAddrExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::*;
+
+/// Counts connections to `accept`; returns the counter.
+fn count_connections<L: Send + 'static>(listener: L, accept: fn(&L) -> bool) -> Arc<AtomicUsize> {
+    let n = Arc::new(AtomicUsize::new(0));
+    let seen = n.clone();
+    std::thread::spawn(move || {
+        while accept(&listener) {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    n
+}
+
+#[test]
+fn a_hostile_maintainer_script_stays_inside() {
+    let stale = StaleImage::new("base");
+    let r = repo();
+    let base = stale_rootfs();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let tcp_hits = count_connections(tcp, |l| l.accept().is_ok_and(|(mut s, _)| s.read(&mut [0; 1]).is_ok() || true));
+    let name = format!("freshen-hostile-{}", std::process::id());
+    let abstract_listener = std::os::unix::net::UnixListener::bind_addr(&std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+    let unix_hits = count_connections(abstract_listener, |l| l.accept().is_ok());
+    let marker = stale.work.join("escaped");
+
+    let app = Rootfs { dir: tempdir() };
+    let _cleanup = Cleanup(vec![app.dir.clone()]);
+    app.write("etc/apt/sources.list", &format!("deb {} scripts-security main\n", r.url));
+    app.write_bytes("etc/apt/trusted.gpg.d/test.gpg", &std::fs::read(r.dir.join("keys/test.gpg")).unwrap());
+    app.write("etc/hostile.conf", &format!("PORT={port}\nABSTRACT={name}\nMARKER={}\n", marker.display()));
+    let status = std::fs::read_to_string(base.join("var/lib/dpkg/status")).unwrap();
+    app.write("var/lib/dpkg/status", &format!("{}\n\n{}", status.trim_end(), stanza("hostile", "1.0")));
+    let layout = stale.work.join("app");
+    let image = pack(&[(&base, "base"), (&app.dir, "install hostile")], &layout, "app");
+
+    let out = freshen(&["patch", &image, "-o", &format!("oci:{}:patched", layout.display())], &stale.cache);
+    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let root = umoci_unpack(&layout, "patched", &stale.work.join("u"));
+    let results = std::fs::read_to_string(root.join("var/lib/hostile/results")).expect("the postinst ran and recorded its attempts");
+    let said = |what: &str| results.lines().find_map(|l| l.strip_prefix(&format!("{what}: "))).unwrap_or_else(|| panic!("no {what} in {results}")).to_string();
+    for (what, expected) in [("tcp", "refused"), ("abstract", "refused"), ("mount", "refused"), ("unshare", "refused"), ("procsys", "refused"), ("sys", "refused")] {
+        assert_eq!(said(what), expected, "{what}: {results}");
+    }
+    let forks: usize = said("forks").parse().unwrap();
+    assert!(forks > 100 && forks < 2048, "the pids limit did not hold: {forks} processes forked");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(tcp_hits.load(Ordering::SeqCst), 0, "the script reached the host's 127.0.0.1");
+    assert_eq!(unix_hits.load(Ordering::SeqCst), 0, "the script reached the host's abstract socket");
+    for n in 1..=3 {
+        let p = format!("{}.{n}", marker.display());
+        assert!(!std::path::Path::new(&p).exists(), "{p} was written on the host");
+    }
+}
