@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::os::linux::net::SocketAddrExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -35,7 +34,7 @@ fn a_hostile_maintainer_script_stays_inside() {
     let base = stale_rootfs();
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = tcp.local_addr().unwrap().port();
-    let tcp_hits = count_connections(tcp, |l| l.accept().is_ok_and(|(mut s, _)| s.read(&mut [0; 1]).is_ok() || true));
+    let tcp_hits = count_connections(tcp, |l| l.accept().is_ok());
     let name = format!("freshen-hostile-{}", std::process::id());
     let abstract_listener = std::os::unix::net::UnixListener::bind_addr(&std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
     let unix_hits = count_connections(abstract_listener, |l| l.accept().is_ok());
