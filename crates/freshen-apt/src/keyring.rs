@@ -10,6 +10,14 @@ use pgp::types::KeyDetails;
 #[derive(Clone, Default)]
 pub struct Keyring {
     pub keys: Vec<SignedPublicKey>,
+    /// When a source's `Signed-By` names fingerprints: the only (sub)keys
+    /// whose signatures count, by full fingerprint.
+    signers: Option<Vec<String>>,
+}
+
+/// A full OpenPGP fingerprint (v4: 40 hex digits; v6: 64), uppercase.
+fn fingerprint_hex(f: &impl std::fmt::UpperHex) -> String {
+    format!("{f:X}")
 }
 
 /// Why a signature did not verify: the issuers it named and the keys tried.
@@ -56,26 +64,51 @@ impl Keyring {
         Ok(self.keys.len() - before)
     }
 
-    /// Keeps only keys whose fingerprint (primary or subkey) is listed.
-    pub fn filter_fingerprints(&self, fprs: &[String]) -> Keyring {
-        let norm = |s: &str| s.trim_end_matches('!').to_ascii_uppercase();
-        let wanted: Vec<String> = fprs.iter().map(|f| norm(f)).collect();
-        let keys = self
-            .keys
-            .iter()
-            .filter(|k| {
-                let mut fps = vec![format!("{:X}", k.primary_key.fingerprint())];
-                fps.extend(k.public_subkeys.iter().map(|s| format!("{:X}", s.key.fingerprint())));
-                fps.iter().any(|f| wanted.iter().any(|w| f == w || f.ends_with(w.as_str())))
-            })
-            .cloned()
-            .collect();
-        Keyring { keys }
+    /// Limits the keyring to the `Signed-By` fingerprints `fprs`, as apt's
+    /// gpgv method does: a fingerprint is compared whole (a key id never
+    /// matches); a primary key's fingerprint accepts signatures by the key
+    /// and by any of its subkeys; with `!` appended, only by that very
+    /// (sub)key. Fails naming an entry that is not a full fingerprint.
+    pub fn filter_fingerprints(&self, fprs: &[String]) -> Result<Keyring, String> {
+        let mut signers = Vec::new();
+        let mut keys = Vec::new();
+        for f in fprs {
+            let (hex, exact) = match f.strip_suffix('!') {
+                Some(h) => (h.to_ascii_uppercase(), true),
+                None => (f.to_ascii_uppercase(), false),
+            };
+            if !matches!(hex.len(), 40 | 64) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("Signed-By `{f}` is not a full fingerprint (40 or 64 hex digits) nor a key file; apt does not accept key ids"));
+            }
+            for k in &self.keys {
+                let primary = fingerprint_hex(&k.primary_key.fingerprint());
+                let subkeys: Vec<String> = k.public_subkeys.iter().map(|s| fingerprint_hex(&s.key.fingerprint())).collect();
+                let matched = if primary == hex {
+                    signers.push(primary.clone());
+                    if !exact {
+                        signers.extend(subkeys.iter().cloned());
+                    }
+                    true
+                } else if subkeys.contains(&hex) {
+                    signers.push(hex.clone());
+                    true
+                } else {
+                    false
+                };
+                if matched && !keys.iter().any(|x: &SignedPublicKey| fingerprint_hex(&x.primary_key.fingerprint()) == primary) {
+                    keys.push(k.clone());
+                }
+            }
+        }
+        Ok(Keyring { keys, signers: Some(signers) })
     }
 
     /// Fingerprints of all primary keys, uppercase hex.
     pub fn fingerprints(&self) -> Vec<String> {
-        self.keys.iter().map(|k| format!("{:X}", k.primary_key.fingerprint())).collect()
+        let mut v: Vec<String> = self.keys.iter().map(|k| fingerprint_hex(&k.primary_key.fingerprint())).collect();
+        // The signers a Signed-By allows are part of what was verified.
+        v.extend(self.signers.iter().flatten().map(|s| format!("signer:{s}")));
+        v
     }
 
     fn tried(&self) -> Vec<String> {
@@ -99,12 +132,13 @@ impl Keyring {
                 weak = true;
                 continue;
             }
+            let allowed = |fpr: String| self.signers.as_ref().is_none_or(|s| s.contains(&fpr));
             for k in &self.keys {
-                if sig.verify(&k.primary_key, data).is_ok() {
+                if allowed(fingerprint_hex(&k.primary_key.fingerprint())) && sig.verify(&k.primary_key, data).is_ok() {
                     return Ok(());
                 }
                 for s in &k.public_subkeys {
-                    if sig.verify(&s.key, data).is_ok() {
+                    if allowed(fingerprint_hex(&s.key.fingerprint())) && sig.verify(&s.key, data).is_ok() {
                         return Ok(());
                     }
                 }

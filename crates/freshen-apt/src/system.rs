@@ -222,7 +222,7 @@ impl System {
         }
         if !fprs.is_empty() {
             let pool = if ring.keys.is_empty() { &self.default_keys } else { &ring };
-            ring = pool.filter_fingerprints(&fprs);
+            ring = pool.filter_fingerprints(&fprs).map_err(|message| Error::Source { source_name: source.name(), message })?;
         }
         Ok(ring)
     }

@@ -285,6 +285,37 @@ fn deb822_sources_with_signed_by_and_detached_signatures() {
     assert_error(&freshen(&["scan", &img], &tempdir()), &["/etc/apt/keyrings/missing.gpg"]);
 }
 
+/// Fingerprints in `Signed-By` select keys as apt's gpgv method does: whole
+/// fingerprints only (a key id must not widen trust), `!` for that very key.
+#[test]
+fn signed_by_fingerprints_match_whole() {
+    let r = repo();
+    let fpr = |key: &str| {
+        let out = std::process::Command::new("gpg").args(["--batch", "--with-colons", "--show-keys"]).arg(r.dir.join("keys").join(key)).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find_map(|l| l.strip_prefix("fpr:").map(|f| f.trim_matches(':').to_string())).expect("a fingerprint")
+    };
+    let (test, other) = (fpr("test.gpg"), fpr("other.asc"));
+    assert_eq!(test.len(), 40, "{test}");
+    let root = Rootfs::new(DEBIAN_OS);
+    root.write_bytes("etc/apt/trusted.gpg.d/test.gpg", &std::fs::read(r.dir.join("keys/test.gpg")).unwrap());
+    root.write_bytes("etc/apt/trusted.gpg.d/other.asc", &std::fs::read(r.dir.join("keys/other.asc")).unwrap());
+    root.write("var/lib/dpkg/status", &stanza("hello", "1.0-1"));
+    let scan_with = |signed_by: &str| {
+        root.write("etc/apt/sources.list", &format!("deb [signed-by={signed_by}] {} detached main\n", r.url));
+        let img = pack(&[(&root.dir, "base")], &tempdir().join("oci"), "fpr");
+        freshen(&["scan", &img, "--format", "json"], &tempdir())
+    };
+    for ok in [test.clone(), test.to_lowercase(), format!("{test}!"), format!("{other},{test}")] {
+        let out = scan_with(&ok);
+        assert_eq!(out.status.code(), Some(3), "signed-by={ok}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_error(&scan_with(&other), &["detached", "signature"]);
+    let long_id = &test[24..];
+    assert_error(&scan_with(long_id), &[long_id, "not a full fingerprint"]);
+    assert_error(&scan_with(&test[1..]), &["not a full fingerprint"]);
+}
+
 #[test]
 fn distroless_status_d() {
     let root = Rootfs::new(DEBIAN_OS);
