@@ -16,6 +16,9 @@
 //! bookworm's Engine 20.10) would fail.
 
 mod http;
+mod images;
+
+pub use images::{list_images, tag_image, ImageSummary};
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
