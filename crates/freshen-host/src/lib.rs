@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod discover;
+pub mod dokku;
 pub mod duration;
 mod error;
 pub mod lock;
