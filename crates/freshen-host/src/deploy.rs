@@ -250,9 +250,9 @@ fn write(ctx: &Context, patched: &Opened, dest: &str, first: Option<&PatchRecord
     match (name, first.filter(|f| engine_name(&f.image).is_some())) {
         (Some(name), Some(first)) => {
             if let Some(r) = &rollback {
-                daemon::tag(name, r, ctx.transport).map_err(err)?;
+                daemon::tag_image(name, r, ctx.transport).map_err(err)?;
             }
-            daemon::tag(&first.to_id, name, ctx.transport).map_err(err)?;
+            daemon::tag_image(&first.to_id, name, ctx.transport).map_err(err)?;
             Ok((first.to_id.clone(), rollback))
         }
         _ => {
@@ -303,7 +303,7 @@ fn redeploy_group(ctx: &Context, written: Written, group: Vec<Outcome>) -> Vec<O
         let users: Vec<&Outcome> = group.iter().filter(|o| o.patch.as_ref().is_some_and(|p| p.image == record.image) && o.target.kind == Kind::Container).collect();
         let refused = !users.is_empty() && users.iter().all(|o| o.action != Action::Patched);
         if let (true, Some(rollback), Some(name)) = (refused, &record.rollback, engine_name(&record.image)) {
-            match daemon::tag(rollback, name, ctx.transport) {
+            match daemon::tag_image(rollback, name, ctx.transport) {
                 Ok(()) => info!(image = %record.image, "name restored to the previous image"),
                 Err(e) => warn!(image = %record.image, error = %e, "cannot restore the name to the previous image"),
             }
@@ -332,8 +332,9 @@ fn restart_app(ctx: &Context, o: &Outcome, record: &PatchRecord) -> DeployRecord
     let Some(rollback) = &record.rollback else {
         return DeployRecord { result: Action::Failed, reason: Some("no previous image to roll back to".into()), logs: None, at: Utc::now() };
     };
-    let outcome = dokku::redeploy(&ctx.config.dokku, ctx.transport, &o.target.name, &o.target.image, rollback);
-    DeployRecord { result: outcome.action(), reason: outcome.reason(), logs: outcome.logs(), at: Utc::now() }
+    let outcome = dokku::redeploy(ctx.config, ctx.transport, &o.target.name, &o.target.image, rollback);
+    let logs: Vec<String> = [Some(&outcome.restart), outcome.rollback.as_ref()].into_iter().flatten().filter_map(|r| r.as_ref().err()).map(|f| f.output_tail.join("\n")).collect();
+    DeployRecord { result: outcome.action(), reason: outcome.reason(), logs: (!logs.is_empty()).then(|| logs.join("\n---\n")), at: Utc::now() }
 }
 
 /// Fills in a target's outcome from its redeploy.

@@ -8,8 +8,8 @@
 
 pub mod config;
 pub mod deploy;
-pub mod dokku;
 pub mod discover;
+pub mod dokku;
 pub mod duration;
 pub mod hostinfo;
 mod error;

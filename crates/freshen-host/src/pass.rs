@@ -92,7 +92,18 @@ fn discover(ctx: &Context) -> (Vec<Target>, Option<String>) {
         }
     }
     let resolve = |name: &str| freshen_image::daemon::image_id(name, ctx.transport).ok().flatten();
-    let targets = discover::targets(&containers, ctx.config, &resolve);
+    // On a Dokku host, the builder images present are kept patched too,
+    // so that the next build starts from a patched base.
+    let builders = crate::dokku::builder_images(ctx.config, ctx.transport).unwrap_or_else(|e| {
+        warn!(error = %e, "cannot list Dokku's builder images");
+        Vec::new()
+    });
+    let mut config = ctx.config.clone();
+    for b in builders.into_iter().filter(|b| !ctx.config.images.contains(b)) {
+        info!(image = %b, "a Dokku builder image");
+        config.images.push(b);
+    }
+    let targets = discover::targets(&containers, &config, &resolve);
     info!(containers = containers.len(), targets = targets.len(), "discovered");
     (targets, error)
 }

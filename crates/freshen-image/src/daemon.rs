@@ -17,6 +17,9 @@
 //! bookworm's Engine 20.10) would fail.
 
 mod http;
+mod images;
+
+pub use images::{list_images, tag_image, ImageSummary};
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -111,12 +114,6 @@ pub fn rollback_tag(name: &str) -> String {
     }
     let hex = Digest::of(tag.as_bytes()).to_string();
     format!("{repo}:{ROLLBACK_PREFIX}.{}", &hex["sha256:".len()..])
-}
-
-/// Points the name `dest` (`REPO:TAG`) at the image `src` (a name or an
-/// id) in the Engine `t` names.
-pub fn tag(src: &str, dest: &str, t: &Transport) -> Result<()> {
-    Engine::new(t)?.tag(src, dest)
 }
 
 /// A running container as the Engine lists it (`GET /containers/json`).
@@ -269,9 +266,10 @@ impl Engine {
         let repo = repository(full);
         let tag = full.strip_prefix(repo).and_then(|t| t.strip_prefix(':')).unwrap_or("latest");
         let path = format!("/images/{}/tag?repo={}&tag={}", http::escape(name), http::escape(repo), http::escape(tag));
+        let what = format!("tagging {} as {repo}:{tag}", subject(name));
         let resp = self.call("POST", &path, None)?;
-        let resp = self.check(resp, &subject(name))?;
-        let _ = self.read_small(resp.body, &subject(name))?;
+        let resp = self.check(resp, &what)?;
+        let _ = self.read_small(resp.body, &what)?;
         Ok(())
     }
 
