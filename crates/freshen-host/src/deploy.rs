@@ -28,6 +28,7 @@ use crate::state::State;
 
 /// Patches and redeploys every outcome planned `to_patch`, in place.
 pub fn apply(ctx: &Context, fetcher: &Fetcher, state: &State, outcomes: &mut [Outcome]) {
+    check_dokku_apps(ctx, outcomes);
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, o) in outcomes.iter().enumerate().filter(|(_, o)| o.to_patch) {
         groups.entry(o.target.source.clone().unwrap_or_default()).or_default().push(i);
@@ -57,6 +58,23 @@ pub fn apply(ctx: &Context, fetcher: &Fetcher, state: &State, outcomes: &mut [Ou
             }
         }
     });
+}
+
+/// Dokku apps to redeploy must be apps Dokku knows (`dokku apps:list`,
+/// asked once a pass): a container whose label names an app that was
+/// destroyed is not Dokku's to restart.
+fn check_dokku_apps(ctx: &Context, outcomes: &mut [Outcome]) {
+    if !outcomes.iter().any(|o| o.to_patch && o.target.kind == Kind::DokkuApp) {
+        return;
+    }
+    let apps = dokku::apps(ctx.config);
+    for o in outcomes.iter_mut().filter(|o| o.to_patch && o.target.kind == Kind::DokkuApp) {
+        match &apps {
+            Ok(apps) if apps.contains(&o.target.name) => {}
+            Ok(_) => settle(o, Action::Skipped, "`dokku apps:list` does not list this app".into()),
+            Err(e) => settle(o, Action::Failed, e.to_string()),
+        }
+    }
 }
 
 /// The patch of one image, written under every name its targets use.

@@ -15,62 +15,13 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use common::dokku::DokkuHost;
 use common::*;
 use freshen_host::config::Dokku;
 use freshen_host::dokku::{self, DeployLock, RedeployOutcome};
 use freshen_host::model::Action;
 use freshen_host::Config;
 use freshen_image::Transport;
-
-const STANDIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dokku");
-
-/// A Dokku host in a temporary directory: `$DOKKU_ROOT`, `$DOKKU_LIB_ROOT`
-/// and a `dokku` command (the stand-in, with its environment) that
-/// freshen's configuration names.
-struct DokkuHost {
-    root: PathBuf,
-    lib: PathBuf,
-    log: PathBuf,
-    config: Config,
-}
-
-impl DokkuHost {
-    fn new(docker_host: Option<&str>) -> DokkuHost {
-        let dir = tempdir();
-        let (root, lib, log) = (dir.join("home-dokku"), dir.join("var-lib-dokku"), dir.join("calls.log"));
-        std::fs::create_dir_all(&root).unwrap();
-        std::fs::create_dir_all(lib.join("data/apps")).unwrap();
-        let docker = docker_host.map(|h| format!("export DOCKER_HOST='{h}'\n")).unwrap_or_default();
-        let command = dir.join("dokku");
-        let script = format!(
-            "#!/bin/sh\n{docker}export DOKKU_ROOT='{}' DOKKU_LIB_PATH='{}' DOKKU_STANDIN_LOG='{}'\n\
-             export DOKKU_DEFAULT_CHECKS_WAIT=2 DOKKU_WAIT_TO_RETIRE=0 DOKKU_GLOBAL_RUN_ARGS=--network=none\nexec '{STANDIN}' \"$@\"\n",
-            root.display(),
-            lib.display(),
-            log.display()
-        );
-        std::fs::write(&command, script).unwrap();
-        Command::new("chmod").arg("755").arg(&command).status().unwrap();
-        let config = Config { dokku: Dokku { command: command.to_str().unwrap().into(), lib_root: lib.clone() }, ..Config::default() };
-        DokkuHost { root, lib, log, config }
-    }
-
-    /// An app as `dokku apps:create` and `ps:scale` leave it.
-    fn app(&self, name: &str, scale: &str) {
-        std::fs::create_dir_all(self.root.join(name)).unwrap();
-        std::fs::create_dir_all(self.lib.join("data/apps").join(name)).unwrap();
-        let ps = self.lib.join("config/ps").join(name);
-        std::fs::create_dir_all(&ps).unwrap();
-        std::fs::write(ps.join("scale"), scale).unwrap();
-    }
-
-    /// The calls the stand-in saw since the last look.
-    fn calls(&self) -> Vec<String> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let _ = std::fs::remove_file(&self.log);
-        text.lines().map(str::to_string).collect()
-    }
-}
 
 fn image_id(d: &Dockerd, name: &str) -> String {
     d.ok(&["image", "inspect", "-f", "{{.Id}}", name]).trim().to_string()
@@ -239,4 +190,77 @@ fn apps_are_listed_as_dokku_lists_them() {
     let missing = Config { dokku: Dokku { command: host.root.join("no-dokku").to_str().unwrap().into(), lib_root: host.lib.clone() }, ..Config::default() };
     let err = dokku::apps(&missing).unwrap_err().to_string();
     assert!(err.contains("no-dokku` not found"), "{err}");
+}
+
+/// The loop on a Dokku host, through `freshen run`: the archive publishes
+/// a fix for the app's image; freshen asks `dokku apps:list`, takes the
+/// deploy lock, patches `dokku/shop:latest` in place (labels, env, user and
+/// command unchanged) and has Dokku restart the app on it. With a deploy
+/// holding the lock, the app is skipped and said so.
+#[test]
+fn run_patches_a_dokku_app_and_dokku_restarts_it() {
+    let d = Dockerd::start();
+    let live = common::live::LiveRepo::start("1.0");
+    let work = tempdir();
+    let (cache, state) = (work.join("cache"), work.join("state"));
+    let base = live.base_image(&work, "1.0");
+    let out = freshen(&["copy", &base, "docker-daemon:live:1", "--docker-host", &d.host], &cache);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let labels = [
+        "LABEL com.dokku.app-name=shop com.dokku.image-stage=release com.dokku.builder-type=herokuish",
+        "ENV USER=herokuishuser",
+        "USER 1000",
+        r#"CMD ["sleep", "infinity"]"#,
+    ];
+    let c = d.ok(&["container", "create", "--network=none", "live:1", "true"]).trim().to_string();
+    let mut args = vec!["commit"];
+    for l in &labels {
+        args.extend(["--change", l]);
+    }
+    args.extend([c.as_str(), "dokku/shop:latest"]);
+    d.ok(&args);
+    // What Dokku reads of an image; freshen adds only its own
+    // `org.freshen.patch.*` labels (what a later patch replaces).
+    let config_of = |image: &str| {
+        let mut c: serde_json::Value = serde_json::from_str(&d.ok(&["image", "inspect", "-f", "{{json .Config}}", image])).unwrap();
+        c["Labels"].as_object_mut().unwrap().retain(|k, _| !k.starts_with("org.freshen.patch."));
+        (c["Labels"].clone(), c["Env"].clone(), c["User"].clone(), c["Cmd"].clone(), c["Entrypoint"].clone())
+    };
+    let before = config_of("dokku/shop:latest");
+    let host = DokkuHost::new(Some(&d.host));
+    host.app("shop", "web=1\n");
+    let cid = d
+        .ok(&[
+            "container", "create", "--name=shop.web.1", "--label=com.dokku.app-name=shop", "--label=com.dokku.container-type=deploy",
+            "--label=com.dokku.process-type=web", "--label=com.dokku.dyno=web.1", "--network=none", "dokku/shop:latest",
+        ])
+        .trim()
+        .to_string();
+    d.ok(&["container", "start", &cid]);
+    std::fs::write(host.root.join("shop/CONTAINER.web.1"), &cid).unwrap();
+    let config = work.join("freshen.toml");
+    std::fs::write(&config, format!("[dokku]\ncommand = {:?}\nlib_root = {:?}\n", host.command.to_str().unwrap(), host.lib.to_str().unwrap())).unwrap();
+    let run = || freshen(&["run", "--config", config.to_str().unwrap(), "--state", state.to_str().unwrap(), "--docker-host", &d.host], &cache);
+
+    live.publish("1.1", false);
+    // A deploy holds the lock: skipped, nothing changed, said so.
+    let lock = DeployLock::try_acquire(&host.lib, "shop").unwrap().unwrap();
+    let out = run();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("deploy lock"), "{stdout}");
+    assert_eq!(running(&d, "shop.web.1").0, cid);
+    assert!(!host.calls().iter().any(|c| c.starts_with("ps:")), "Dokku was asked to restart an app under a deploy");
+    drop(lock);
+
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(host.calls(), ["apps:list", "ps:restart shop"], "the stand-in saw other calls");
+    let patched = image_id(&d, "dokku/shop:latest");
+    let (new_cid, runs) = running(&d, "shop.web.1");
+    assert_eq!(runs, patched);
+    assert_ne!(new_cid, cid);
+    assert_eq!(d.ok(&["exec", "shop.web.1", "cat", "/usr/share/websrv/version"]).trim(), "websrv 1.1");
+    assert_eq!(config_of("dokku/shop:latest"), before, "the patch changed what Dokku reads of the image");
+    assert!(d.docker(&["image", "inspect", "dokku/shop:freshen-rollback-latest"]).status.success(), "no rollback image kept");
 }

@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 
 mod debian;
 pub use debian::*;
+pub mod dokku;
 pub mod live;
 
 pub struct Repo {
