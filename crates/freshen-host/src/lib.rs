@@ -4,7 +4,9 @@
 //! freshen-image, freshen-apt and freshen-patch; they never call it.
 //!
 //! A pass ([`pass::run`]) is discover → scan → plan → record; patching and
-//! redeploying slot in between plan and record.
+//! redeploying slot in between plan and record. [`recreate`] replaces a
+//! plain container on its patched image (health gate, rollback) and
+//! repairs what a crash left half-way.
 
 pub mod config;
 pub mod discover;
@@ -13,6 +15,7 @@ mod error;
 pub mod lock;
 pub mod model;
 pub mod pass;
+pub mod recreate;
 pub mod state;
 
 pub use config::Config;
