@@ -3,7 +3,8 @@
 //! kept (networks with aliases and a static address, volumes named and
 //! anonymous with their data, ports, Compose labels, limits, health
 //! check, stop signal and timeout), refusals rolled back (unhealthy, an
-//! exit, a signal), and the repair of what a crash left half-way.
+//! exit, a signal), and the repair of what a crash left half-way,
+//! including a replacing process killed with SIGKILL while it waits.
 //! The patch in place is played by `docker commit` of a variant under the
 //! same name and tag. Needs root, docker.io, mmdebstrap and Debian's archive.
 
@@ -263,4 +264,53 @@ fn repairs_interrupted_replacements() {
         assert!(e.running(name), "{name} is not running");
     }
     assert!(recreate::repair(&e.t).unwrap().is_empty(), "a second repair finds nothing");
+}
+
+/// The Engine [`replace_until_killed`] works on, set by its parent.
+const CHILD_HOST: &str = "FRESHEN_TEST_RECREATE_HOST";
+
+/// A pass killed (SIGKILL) while the new container starts: the old one is
+/// parked and stopped, the new one runs but is not yet healthy. The next
+/// repair rolls back to the old container.
+#[test]
+fn a_replacement_killed_while_waiting_is_repaired() {
+    let e = engine();
+    let d = &e.d;
+    e.variant("stale:latest", "app:1", "touch /ok");
+    let health = ["--health-cmd", "test -f /ok", "--health-interval", "1s", "--health-retries", "1000"];
+    d.ok(&[&["run", "-d", "--name", "web", "--network", "none", "--stop-timeout", "1"], &health[..], &["app:1", "sleep", "600"]].concat());
+    e.wait_health("web", "healthy");
+    let old = e.inspect("web")["Id"].clone();
+    e.variant("app:1", "app:1", "rm /ok");
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "replace_until_killed", "--nocapture"])
+        .env(CHILD_HOST, &d.host)
+        .spawn()
+        .unwrap();
+    let begun = Instant::now();
+    while !(e.names() == ["web", "web.freshen-old"] && e.running("web")) {
+        assert!(begun.elapsed() < Duration::from_secs(60), "the replacement did not start: {:?}", e.names());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(e.inspect("web")["State"]["Health"]["Status"], "starting");
+    assert!(!e.running("web.freshen-old"));
+
+    let repaired = recreate::repair(&e.t).unwrap();
+    assert_eq!(repaired.iter().map(|r| (r.name.as_str(), r.result.clone())).collect::<Vec<_>>(), [("web", Ok(Repair::RolledBack))]);
+    assert_eq!(e.names(), ["web"]);
+    assert_eq!((e.inspect("web")["Id"].clone(), e.running("web")), (old, true));
+}
+
+/// Replaces `web` and waits (long) for it: run in a child process that
+/// [`a_replacement_killed_while_waiting_is_repaired`] kills.
+#[test]
+#[ignore = "run by a_replacement_killed_while_waiting_is_repaired"]
+fn replace_until_killed() {
+    let t = Transport { docker_host: Some(std::env::var(CHILD_HOST).unwrap()), ..Transport::default() };
+    let accept = Accept { settle: Duration::from_secs(600), health_timeout: Duration::from_secs(600) };
+    let r = recreate::replace(&t, "web", &accept, &never);
+    panic!("the replacement ended before it was killed: {r:?}");
 }
