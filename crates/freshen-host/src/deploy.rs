@@ -340,7 +340,17 @@ fn recreate_container(ctx: &Context, o: &Outcome) -> DeployRecord {
     let accept = recreate::Accept { settle: ctx.config.settle.0, health_timeout: ctx.config.health_timeout.0 };
     match recreate::replace(ctx.transport, &o.target.name, &accept, ctx.stop) {
         Ok(_) => DeployRecord { result: Action::Patched, reason: None, logs: None, at: Utc::now() },
-        Err(refused) => DeployRecord { result: refused.action(), reason: Some(refused.reason.clone()), logs: refused.logs.clone(), at: Utc::now() },
+        Err(refused) => {
+            let result = match refused.rollback {
+                recreate::Rollback::Done => Action::RolledBack,
+                // Nothing was changed (the container stopped meanwhile, a
+                // stop was asked for): not a verdict on the patch.
+                recreate::Rollback::NotNeeded => Action::Skipped,
+                recreate::Rollback::Failed(_) => Action::Failed,
+            };
+            let logs = (!refused.logs.is_empty()).then(|| refused.logs.join("\n"));
+            DeployRecord { result, reason: Some(refused.to_string()), logs, at: Utc::now() }
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 //! freshen-image, freshen-apt and freshen-patch; they never call it.
 //!
 //! A pass ([`pass::run`]) is discover → scan → plan → patch and redeploy
-//! ([`deploy`]) → record.
+//! ([`deploy`]) → record. [`recreate`] replaces a plain container on its
+//! patched image (health gate, rollback) and repairs what a crash left
+//! half-way; [`dokku`] has Dokku restart an app.
 
 pub mod config;
 pub mod deploy;

@@ -57,8 +57,16 @@ type Scans = BTreeMap<String, std::result::Result<Scanned, ScanFailure>>;
 pub fn run(ctx: &Context, state: &mut State) -> Result<Report> {
     let pass = state.begin_pass(Utc::now(), ctx.dry_run)?;
     if !ctx.dry_run {
-        for r in crate::recreate::repair(ctx.transport) {
-            info!(container = %r, "repaired a container an interrupted pass left");
+        match crate::recreate::repair(ctx.transport) {
+            Ok(repaired) => {
+                for r in repaired {
+                    match &r.result {
+                        Ok(how) => info!(container = %r.name, repair = ?how, "settled a replacement an interrupted pass left"),
+                        Err(e) => warn!(container = %r.name, error = %e, "cannot settle a replacement an interrupted pass left"),
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot look for replacements an interrupted pass left"),
         }
     }
     let (targets, discovery_error) = discover(ctx);

@@ -16,10 +16,16 @@
 //! (Engine 29 refuses anything below 1.44), where a fixed `/v1.41` (Debian
 //! bookworm's Engine 20.10) would fail.
 
+mod containers;
 mod http;
 mod images;
 
 pub use images::{list_images, tag_image, ImageSummary};
+
+pub use containers::{
+    all_containers, connect_network, container_logs, create_container, inspect_container, inspect_image, remove_container, rename_container, start_container,
+    stop_container,
+};
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -116,7 +122,7 @@ pub fn rollback_tag(name: &str) -> String {
     format!("{repo}:{ROLLBACK_PREFIX}.{}", &hex["sha256:".len()..])
 }
 
-/// A running container as the Engine lists it (`GET /containers/json`).
+/// A container as the Engine lists it (`GET /containers/json`).
 #[derive(Clone, Debug, Deserialize)]
 pub struct ContainerSummary {
     #[serde(rename = "Id")]
@@ -133,6 +139,9 @@ pub struct ContainerSummary {
     pub image_id: String,
     #[serde(rename = "Labels", default, deserialize_with = "null_as_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `running`, `exited`, `created`, `restarting`, `paused`, `dead`.
+    #[serde(rename = "State", default)]
+    pub state: String,
 }
 
 impl ContainerSummary {
