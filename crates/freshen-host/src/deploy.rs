@@ -373,7 +373,9 @@ fn finish(o: &mut Outcome, record: PatchRecord, deploy: DeployRecord, upgraded: 
     if deploy.result == Action::Patched {
         o.image_id = Some(record.to_id.clone());
         if let Some(p) = &mut o.pending {
-            p.retain(|p| !upgraded.iter().any(|(name, arch)| *name == p.package && *arch == p.arch));
+            let (fixed, left) = p.drain(..).partition(|p| upgraded.iter().any(|(name, arch)| *name == p.package && *arch == p.arch));
+            o.fixed = fixed;
+            *p = left;
         }
         o.reason = Some(format!("{} packages upgraded", record.upgraded.len()));
     }

@@ -123,6 +123,9 @@ pub struct Outcome {
     /// The pending updates, when the scan succeeded; after a deploy, those
     /// the patch left.
     pub pending: Option<Vec<Pending>>,
+    /// The updates a deploy put into service this pass (seen pending by
+    /// this pass's scan, resolved when the deploy was accepted).
+    pub fixed: Vec<Pending>,
     /// The plan: patch this target's image and redeploy it.
     pub to_patch: bool,
     /// The patch of the target's image, when one was made this pass.
@@ -173,7 +176,7 @@ pub fn fix_set<'a>(updates: impl IntoIterator<Item = &'a Pending>) -> String {
 impl Outcome {
     /// An outcome with nothing patched or deployed.
     pub fn new(target: Target, action: Action, reason: Option<String>) -> Outcome {
-        Outcome { target, action, reason, image_id: None, pending: None, to_patch: false, patch: None, deploy: None }
+        Outcome { target, action, reason, image_id: None, pending: None, fixed: Vec::new(), to_patch: false, patch: None, deploy: None }
     }
 
     /// Security fixes `apt-get upgrade` would install.

@@ -241,8 +241,8 @@ impl State {
             .map_err(&err)?;
             let id: i64 = tx.query_row("SELECT id FROM targets WHERE kind = ?1 AND name = ?2", params![t.kind.as_str(), t.name], |r| r.get(0)).map_err(&err)?;
             if let Some(pending) = &o.pending {
-                let resolved = o.deploy.as_ref().filter(|d| d.result == Action::Patched).map_or(now_s.clone(), |d| time(d.at));
-                record_fixes(&tx, id, pending, &now_s, &resolved).map_err(&err)?;
+                let deployed = o.deploy.as_ref().filter(|d| d.result == Action::Patched).map(|d| time(d.at));
+                record_fixes(&tx, id, pending, &o.fixed, &now_s, deployed.as_deref()).map_err(&err)?;
             }
             if let Some(d) = &o.deploy {
                 let patch_id = match &o.patch {
@@ -383,12 +383,13 @@ impl State {
     }
 }
 
-/// Upserts a target's pending updates: a fix keeps the earliest time any
-/// target showed the same installed version wanting an update (so a
-/// container started later from a known-stale image is exposed since then);
-/// fixes no longer pending are resolved now.
-fn record_fixes(tx: &rusqlite::Transaction, target: i64, pending: &[Pending], now: &str, resolved: &str) -> rusqlite::Result<()> {
-    for p in pending {
+/// Upserts a target's pending updates and those a deploy fixed this pass: a
+/// fix keeps the earliest time any target showed the same installed version
+/// wanting an update (so a container started later from a known-stale image
+/// is exposed since then). Fixes a deploy put into service are resolved when
+/// it was accepted (`deployed`); others no longer pending, now.
+fn record_fixes(tx: &rusqlite::Transaction, target: i64, pending: &[Pending], fixed: &[Pending], now: &str, deployed: Option<&str>) -> rusqlite::Result<()> {
+    for p in pending.iter().chain(fixed) {
         let first_seen: Option<String> = tx
             .query_row("SELECT min(first_seen) FROM fixes WHERE package = ?1 AND arch = ?2 AND installed = ?3", params![p.package, p.arch, p.installed], |r| r.get(0))
             .optional()?
@@ -416,8 +417,16 @@ fn record_fixes(tx: &rusqlite::Transaction, target: i64, pending: &[Pending], no
             ],
         )?;
     }
+    if let Some(at) = deployed {
+        for p in fixed {
+            tx.execute(
+                "UPDATE fixes SET resolved_at = ?5 WHERE target_id = ?1 AND package = ?2 AND arch = ?3 AND installed = ?4",
+                params![target, p.package, p.arch, p.installed, at],
+            )?;
+        }
+    }
     // Pending before, not seen now: no longer pending.
-    tx.execute("UPDATE fixes SET resolved_at = ?3 WHERE target_id = ?1 AND resolved_at IS NULL AND last_seen <> ?2", params![target, now, resolved])?;
+    tx.execute("UPDATE fixes SET resolved_at = ?3 WHERE target_id = ?1 AND resolved_at IS NULL AND last_seen <> ?2", params![target, now, deployed.unwrap_or(now)])?;
     Ok(())
 }
 
@@ -559,7 +568,7 @@ mod tests {
         };
         let (t1, accepted, t2) = (t0 + chrono::Duration::seconds(50), t0 + chrono::Duration::seconds(65), t0 + chrono::Duration::seconds(90));
         let deployed = |result, at| DeployRecord { result, reason: Some("why".into()), logs: Some("last line".into()), at };
-        let a = Outcome { action: Action::Patched, patch: Some(patch.clone()), deploy: Some(deployed(Action::Patched, accepted)), ..outcome("a", vec![]) };
+        let a = Outcome { action: Action::Patched, patch: Some(patch.clone()), deploy: Some(deployed(Action::Patched, accepted)), fixed: vec![pending("libc6", "1")], ..outcome("a", vec![]) };
         let b = Outcome { action: Action::RolledBack, patch: Some(patch.clone()), deploy: Some(deployed(Action::RolledBack, accepted)), ..outcome("b", vec![pending("libc6", "1")]) };
         assert_eq!(s.refused("sha256:1", &patch.fix_set).unwrap(), None);
         let pass = s.begin_pass(t1, false).unwrap();
