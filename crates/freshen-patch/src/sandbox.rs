@@ -35,31 +35,38 @@ fn check_option_path(p: &Path) -> Result<String> {
 
 impl Overlay {
     /// Mounts `lowers` (top layer first) with `upper`/`work` at `merged`.
-    /// With no upper, the mount is read-only.
+    /// With no upper, the mount is read-only. The layers are given one by
+    /// one with the new mount API (`fsconfig` `lowerdir+`, Linux 6.8), so
+    /// their number is not bounded by the size of one option string; on
+    /// older kernels, one `lowerdir=` option (about 40 layers).
     pub fn mount(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, merged: &Path) -> Result<Overlay> {
+        std::fs::create_dir_all(merged).map_err(io_err(merged))?;
+        if let Some((u, w)) = upper {
+            std::fs::create_dir_all(u).map_err(io_err(u))?;
+            std::fs::create_dir_all(w).map_err(io_err(w))?;
+        } else if lowers.len() == 1 {
+            // overlayfs wants two lower layers without an upper: bind instead.
+            rustix::mount::mount_bind(&lowers[0], merged).map_err(|e| io_err(merged)(e.into()))?;
+            rustix::mount::mount_remount(merged, rustix::mount::MountFlags::BIND | rustix::mount::MountFlags::RDONLY, "")
+                .map_err(|e| io_err(merged)(e.into()))?;
+            return Ok(Overlay { merged: merged.to_path_buf() });
+        }
+        match mount_layer_by_layer(lowers, upper, merged) {
+            Ok(()) => return Ok(Overlay { merged: merged.to_path_buf() }),
+            // No new mount API, or no `lowerdir+` (before Linux 6.8).
+            Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::INVAL => {}
+            Err(e) => return Err(Error::Invalid(format!("mounting overlay at {}: {e} (freshen patch needs root and overlayfs)", merged.display()))),
+        }
         let mut lower_list = Vec::new();
         for l in lowers {
             lower_list.push(check_option_path(l)?);
         }
-        std::fs::create_dir_all(merged).map_err(io_err(merged))?;
         let mut data = format!("lowerdir={}", lower_list.join(":"));
-        match upper {
-            Some((u, w)) => {
-                std::fs::create_dir_all(u).map_err(io_err(u))?;
-                std::fs::create_dir_all(w).map_err(io_err(w))?;
-                data.push_str(&format!(",upperdir={},workdir={}", check_option_path(u)?, check_option_path(w)?));
-            }
-            None if lowers.len() == 1 => {
-                // overlayfs wants two lower layers without an upper: bind instead.
-                rustix::mount::mount_bind(&lowers[0], merged).map_err(|e| io_err(merged)(e.into()))?;
-                rustix::mount::mount_remount(merged, rustix::mount::MountFlags::BIND | rustix::mount::MountFlags::RDONLY, "")
-                    .map_err(|e| io_err(merged)(e.into()))?;
-                return Ok(Overlay { merged: merged.to_path_buf() });
-            }
-            None => {}
+        if let Some((u, w)) = upper {
+            data.push_str(&format!(",upperdir={},workdir={}", check_option_path(u)?, check_option_path(w)?));
         }
         if data.len() > 4000 {
-            return Err(Error::Invalid(format!("too many layers for one overlay mount ({} layers)", lowers.len())));
+            return Err(Error::Invalid(format!("too many layers for one overlay mount on this kernel ({} layers; Linux 6.8 or later mounts any number)", lowers.len())));
         }
         let flags = if upper.is_none() { rustix::mount::MountFlags::RDONLY } else { rustix::mount::MountFlags::empty() };
         let data = std::ffi::CString::new(data).map_err(|_| Error::Invalid("overlay options contain NUL".into()))?;
@@ -67,6 +74,24 @@ impl Overlay {
             .map_err(|e| Error::Invalid(format!("mounting overlay at {}: {e} (freshen patch needs root and overlayfs)", merged.display())))?;
         Ok(Overlay { merged: merged.to_path_buf() })
     }
+}
+
+/// The overlay through `fsopen`/`fsconfig`/`fsmount`/`move_mount`, one
+/// `lowerdir+` per layer (paths need no escaping).
+fn mount_layer_by_layer(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, merged: &Path) -> rustix::io::Result<()> {
+    use rustix::mount::{fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags};
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    for l in lowers {
+        fsconfig_set_string(&fs, "lowerdir+", l)?;
+    }
+    if let Some((u, w)) = upper {
+        fsconfig_set_string(&fs, "upperdir", u)?;
+        fsconfig_set_string(&fs, "workdir", w)?;
+    }
+    fsconfig_create(&fs)?;
+    let attrs = if upper.is_none() { MountAttrFlags::MOUNT_ATTR_RDONLY } else { MountAttrFlags::empty() };
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
+    move_mount(&mnt, "", rustix::fs::CWD, merged, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
 }
 
 impl Drop for Overlay {

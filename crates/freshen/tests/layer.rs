@@ -134,3 +134,39 @@ fn ucf_temporary_names_do_not_change_the_layer() {
     assert!(names.contains(&"var/cache/debconf/config.dat".to_string()), "{names:?}");
     assert_eq!(layers[0], layers[1], "two cold runs gave different layers");
 }
+
+/// An image of 125 layers (Docker allows 127) is patched: the overlay is
+/// mounted layer by layer (`fsconfig` `lowerdir+`), not with one option
+/// string too long for the kernel.
+#[test]
+fn an_image_of_125_layers_is_patched() {
+    let stale = StaleImage::new("base");
+    let r = repo();
+    let base = stale_rootfs();
+    let mut dirs = Vec::new();
+    for i in 0..123 {
+        let layer = Rootfs { dir: stale.work.join(format!("l{i}")) };
+        std::fs::create_dir_all(&layer.dir).unwrap();
+        layer.write(&format!("srv/layer/{i}"), &format!("{i}\n"));
+        dirs.push(layer);
+    }
+    let app = Rootfs { dir: stale.work.join("app") };
+    std::fs::create_dir_all(&app.dir).unwrap();
+    app.write("etc/apt/sources.list", &format!("deb {}/moving.2 ./\n", r.url));
+    app.write_bytes("etc/apt/trusted.gpg.d/test.gpg", &std::fs::read(r.dir.join("keys/test.gpg")).unwrap());
+    let status = std::fs::read_to_string(base.join("var/lib/dpkg/status")).unwrap();
+    app.write("var/lib/dpkg/status", &format!("{}\n\n{}", status.trim_end(), stanza("mover", "1.0")));
+    let mut layers: Vec<(&std::path::Path, &str)> = vec![(&base, "base")];
+    layers.extend(dirs.iter().map(|d| (d.dir.as_path(), "a layer")));
+    layers.push((&app.dir, "install mover"));
+    assert_eq!(layers.len(), 125);
+    let layout = stale.work.join("oci125");
+    let image = pack(&layers, &layout, "app");
+    let out = freshen(&["patch", &image, "--all", "-o", &format!("oci:{}:patched", layout.display())], &stale.cache);
+    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let manifest = layout_json(&layout, &tagged_digest(&layout, "patched"));
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 126);
+    let root = umoci_unpack(&layout, "patched", &stale.work.join("u"));
+    assert_eq!(std::fs::read_to_string(root.join("usr/share/mover/version")).unwrap(), "mover 1.2\n");
+    assert_eq!(std::fs::read_to_string(root.join("srv/layer/0")).unwrap(), "0\n");
+}
