@@ -68,3 +68,37 @@ fn a_hostile_maintainer_script_stays_inside() {
         assert!(!std::path::Path::new(&p).exists(), "{p} was written on the host");
     }
 }
+
+/// The cache (layers unpacked as root, setuid files and device nodes
+/// included) is private: created 0700, closed to other users, and one that
+/// another user could change is refused.
+#[test]
+fn the_cache_is_private() {
+    let work = tempdir();
+    let root = Rootfs::new(DEBIAN_OS);
+    root.with_sources(&format!("deb {} stable main\n", repo().url));
+    root.write("var/lib/dpkg/status", &stanza("hello", "1.0-1"));
+    let image = pack(&[(&root.dir, "base")], &work.join("oci"), "c");
+    let cache = work.join("deep/cache");
+    // The test's own directories must let `nobody` reach the cache, so
+    // that only the cache's mode stops it.
+    std::process::Command::new("chmod").args(["0755"]).arg(&work).arg(work.join("deep")).status().ok();
+    let out = freshen(&["scan", &image], &cache);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o7777, 0o700);
+    let nobody = std::process::Command::new("runuser").args(["-u", "nobody", "--", "ls"]).arg(cache.join("tmp")).output().unwrap();
+    assert!(!nobody.status.success(), "another user can list the cache");
+    // Too open: made private when only readable, refused when writable.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(freshen(&["scan", &image], &cache).status.code(), Some(3));
+    assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o7777, 0o700);
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_error(&freshen(&["scan", &image], &cache), &["cache directory", "writable by group or others"]);
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::process::Command::new("chown").arg("nobody").arg(&cache).status().unwrap();
+    assert_error(&freshen(&["scan", &image], &cache), &["cache directory", "owned by uid"]);
+    let link = work.join("link");
+    std::os::unix::fs::symlink(work.join("elsewhere"), &link).unwrap();
+    assert_error(&freshen(&["scan", &image], &link), &["cache directory", "not a directory"]);
+}

@@ -104,12 +104,45 @@ impl TransportArgs {
             None => None,
         };
         self.check_ca_file()?;
+        secure_cache(cache)?;
         let tmp_dir = cache.join("tmp");
         std::fs::create_dir_all(&tmp_dir).map_err(|e| anyhow::anyhow!("{}: {e}", tmp_dir.display()))?;
         reap_stale(&tmp_dir);
         let _ = SCRATCH.set(tmp_dir.clone());
         Ok(Transport { creds, tls_verify: self.tls_verify, ca_file: self.ca_file.clone(), docker_host: self.docker_host.clone(), tmp_dir, spool: None, progress })
     }
+}
+
+/// Makes the cache directory private: layers are unpacked there as root,
+/// with setuid files and device nodes, so no other user may enter it. It
+/// is created mode 0700; an existing one must be a directory (not a
+/// symlink) owned by this user and writable by no one else, and is made
+/// 0700 if it was more open.
+pub fn secure_cache(cache: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if let Some(parent) = cache.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| anyhow::anyhow!("{}: {e}", parent.display()))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(cache) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => bail!("cache directory {}: {e}", cache.display()),
+    }
+    let meta = std::fs::symlink_metadata(cache).map_err(|e| anyhow::anyhow!("cache directory {}: {e}", cache.display()))?;
+    if !meta.is_dir() {
+        bail!("cache directory {}: not a directory (a symlink or a file); give freshen a directory of its own", cache.display());
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        bail!("cache directory {}: owned by uid {}, not by this user (uid {me}); refusing to unpack images where another user can change them", cache.display(), meta.uid());
+    }
+    if meta.mode() & 0o022 != 0 {
+        bail!("cache directory {}: writable by group or others (mode {:o}); refusing to unpack images where another user can change them", cache.display(), meta.mode() & 0o7777);
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(cache, std::fs::Permissions::from_mode(0o700)).map_err(|e| anyhow::anyhow!("cache directory {}: {e}", cache.display()))?;
+    }
+    Ok(())
 }
 
 static SCRATCH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
