@@ -191,7 +191,11 @@ pub fn read_layers_files(source: &dyn ImageSource, layers: &[crate::Layer], inte
         // Reading and hashing run on their own thread, decompression and
         // the tar walk on this one.
         pipelined(raw, |raw| {
-            let mut stream = decompress(Box::new(raw))?;
+            // The uncompressed stream must hash to the config's diff id.
+            let mut stream: Box<dyn Read> = match &layer.diff_id {
+                Some(d) => Box::new(DiffIdCheck(crate::digest::VerifyingReader::new(decompress(Box::new(raw))?, d.clone(), None))),
+                None => decompress(Box::new(raw))?,
+            };
             apply_layer(&mut files, &mut stream, layer.index, interest)?;
             // Read what the tar reader left (padding, trailing blocks) so the
             // digest and size checks at the end of the blob always run.
@@ -200,6 +204,16 @@ pub fn read_layers_files(source: &dyn ImageSource, layers: &[crate::Layer], inte
         .map_err(layer_err)?;
     }
     Ok(files)
+}
+
+/// The uncompressed stream checked against the config's diff id; a
+/// mismatch says so.
+struct DiffIdCheck<R>(crate::digest::VerifyingReader<R>);
+
+impl<R: Read> Read for DiffIdCheck<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| if e.kind() == io::ErrorKind::InvalidData { io::Error::new(e.kind(), format!("the uncompressed layer does not match the config's diff id ({e})")) } else { e })
+    }
 }
 
 const CHUNK: usize = 1 << 20;

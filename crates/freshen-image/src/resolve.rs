@@ -171,7 +171,7 @@ pub(crate) fn choose_platform<'i>(index: &'i ImageIndex, platform: &Platform, re
 /// The layers a manifest lists, with diff ids and history from its config
 /// (which must list as many diff ids as the manifest has layers).
 pub(crate) fn layers_of(manifest: &ImageManifest, config: &ImageConfiguration, reference: &str) -> Result<Vec<Layer>> {
-    let diff_ids = diff_ids(config);
+    let diff_ids = diff_ids(config, reference)?;
     if diff_ids.len() != manifest.layers().len() {
         return Err(Error::Invalid(format!(
             "{reference}: the manifest has {} layers but the config lists {} diff ids",
@@ -256,7 +256,7 @@ fn from_docker_manifest(store: Box<dyn Store>, reference: Option<&str>, path: &P
         .read_all(&entry.config, JSON_LIMIT)?
         .ok_or_else(|| Error::MissingBlob { digest: config_digest.to_string(), location: store.location() })?;
     let config: ImageConfiguration = parse_json("config", &config_digest, &config_bytes)?;
-    let diff_ids = diff_ids(&config);
+    let diff_ids = diff_ids(&config, &display.to_string())?;
     if diff_ids.len() != entry.layers.len() {
         return Err(Error::Invalid(format!(
             "{display}: manifest.json has {} layers but the config lists {} diff ids",

@@ -115,8 +115,18 @@ pub(crate) fn attach_history(config: &ImageConfiguration, layers: &mut [Layer]) 
 }
 
 /// The config's diff ids, parsed.
-pub(crate) fn diff_ids(config: &ImageConfiguration) -> Vec<Option<Digest>> {
-    config.rootfs().diff_ids().iter().map(|d| Digest::parse(d).ok()).collect()
+pub(crate) fn diff_ids(config: &ImageConfiguration, reference: &str) -> crate::Result<Vec<Option<Digest>>> {
+    config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            Digest::parse(d)
+                .map(Some)
+                .map_err(|_| crate::Error::Invalid(format!("{reference}: the config's diff id {i} `{}` is not a sha256 digest", crate::text::one_line(d))))
+        })
+        .collect()
 }
 
 /// Reads a small JSON document fully, verifying its digest, and parses it.

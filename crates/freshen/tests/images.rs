@@ -307,3 +307,46 @@ fn text_output_escapes_image_text() {
     assert!(!text.replace('\n', "").chars().any(char::is_control), "control characters printed: {text:?}");
     assert!(text.contains("Evil\\x1b]0;owned\\x07 OS") && text.contains("RUN echo \\x1b[2J\\rdone"), "{text}");
 }
+
+/// The uncompressed layers must hash to the config's diff ids, and a diff
+/// id must be a digest: `scan` checks both, as `patch` does.
+#[test]
+fn diff_ids_are_checked() {
+    let (_root, layout, _) = simple_image();
+    let tars = layer_tars(&layout);
+    let (_, config) = manifest_of(&layout);
+    // A layout whose config names another diff id for the (intact) layer.
+    let out = tempdir().join("oci");
+    std::fs::create_dir_all(out.join("blobs/sha256")).unwrap();
+    let blobs: Vec<LayerBlob> = tars
+        .iter()
+        .zip(config["history"].as_array().unwrap())
+        .map(|(tar, h)| {
+            let digest = Digest::of(tar);
+            std::fs::write(blob(&out, &digest.to_string()), tar).unwrap();
+            LayerBlob { digest, diff_id: Digest::of(b"another layer"), size: tar.len() as u64, media_type: "application/vnd.oci.image.layer.v1.tar".into(), created_by: h["created_by"].as_str().unwrap().into() }
+        })
+        .collect();
+    freshen_image::write_oci_layout(&out, &freshen_image::LayoutImage { tag: "app", os: "linux", architecture: "amd64", layers: &blobs }).unwrap();
+    assert_error(&freshen(&["scan", &format!("oci:{}:app", out.display())], &tempdir()), &["layer 0", "does not match the config's diff id"]);
+
+    // A diff id that is not a digest (config, manifest and index rewritten
+    // so that only that is wrong).
+    let (mut m, mut c) = manifest_of(&layout);
+    c["rootfs"]["diff_ids"][0] = json!("sha256:not-a-digest\u{1b}[2J");
+    let config_bytes = serde_json::to_vec(&c).unwrap();
+    let config_digest = Digest::of(&config_bytes).to_string();
+    std::fs::write(blob(&layout, &config_digest), &config_bytes).unwrap();
+    m["config"]["digest"] = json!(config_digest);
+    m["config"]["size"] = json!(config_bytes.len());
+    let manifest_bytes = serde_json::to_vec(&m).unwrap();
+    let manifest_digest = Digest::of(&manifest_bytes).to_string();
+    std::fs::write(blob(&layout, &manifest_digest), &manifest_bytes).unwrap();
+    let mut index = read_json(&layout.join("index.json"));
+    index["manifests"][0]["digest"] = json!(manifest_digest);
+    index["manifests"][0]["size"] = json!(manifest_bytes.len());
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let out = freshen(&["scan", &format!("oci:{}:app", layout.display())], &tempdir());
+    assert_error(&out, &["diff id 0", "is not a sha256 digest"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'), "an escape from the image reached the terminal");
+}
