@@ -42,12 +42,23 @@ pub(crate) fn scoped_join(root: &Path, unsafe_rel: &str) -> Option<PathBuf> {
     }
 }
 
+/// Opens `rel` below `root` for reading without following any symlink and
+/// without leaving `root` (`openat2` with `RESOLVE_BENEATH` and
+/// `RESOLVE_NO_SYMLINKS`), and without blocking on a FIFO.
+fn open_beneath(root: &Path, rel: &str) -> std::io::Result<File> {
+    use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+    let dir = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let fd = openat2(&dir, rel, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY, Mode::empty(), how)?;
+    Ok(File::from(fd))
+}
+
 impl Store for DirStore {
     fn open(&self, unsafe_rel: &str) -> Result<Option<(Box<dyn Read + Send + '_>, u64)>> {
         let Some(path) = scoped_join(&self.root, unsafe_rel) else {
             return Err(Error::Invalid(format!("{}: refusing path `{unsafe_rel}`", self.location())));
         };
-        match File::open(&path) {
+        match open_beneath(&self.root, unsafe_rel) {
             Ok(f) => {
                 let meta = f.metadata().map_err(io_err(&path))?;
                 if !meta.is_file() {
@@ -56,6 +67,9 @@ impl Store for DirStore {
                 Ok(Some((Box::new(f), meta.len())))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) || e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
+                Err(Error::Invalid(format!("{} is a symlink or leaves {}: a layout's files must be regular files inside it", path.display(), self.root.display())))
+            }
             Err(e) => Err(io_err(path)(e)),
         }
     }

@@ -350,3 +350,30 @@ fn diff_ids_are_checked() {
     assert_error(&out, &["diff id 0", "is not a sha256 digest"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'), "an escape from the image reached the terminal");
 }
+
+/// A layout's blob that is a symlink to a host file (its size declared to
+/// match) is refused without reading it; a FIFO does not block.
+#[test]
+fn layout_blobs_are_regular_files_inside_the_layout() {
+    let secret = tempdir().join("secret");
+    std::fs::write(&secret, "root:$y$j9T$host-password-hash:19000:0:99999:7:::\n").unwrap();
+    let out = corrupt_layer(|p| {
+        std::fs::remove_file(p).unwrap();
+        std::os::unix::fs::symlink(&secret, p).unwrap();
+    });
+    assert_error(&out, &["is a symlink or leaves", "regular files inside it"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("host-password"), "host file content in the error");
+    let started = std::time::Instant::now();
+    let out = corrupt_layer(|p| {
+        std::fs::remove_file(p).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(p).status().unwrap().success());
+    });
+    assert_error(&out, &["is not a regular file"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "a FIFO blob blocked the scan");
+    // index.json too.
+    let (_root, layout, img) = simple_image();
+    let real = layout.join("index.json");
+    std::fs::rename(&real, layout.join("index.real")).unwrap();
+    std::os::unix::fs::symlink("index.real", &real).unwrap();
+    assert_error(&freshen(&["scan", &img], &tempdir()), &["index.json", "symlink"]);
+}
