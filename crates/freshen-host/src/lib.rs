@@ -13,7 +13,10 @@ mod error;
 pub mod lock;
 pub mod model;
 pub mod pass;
+pub mod size;
 pub mod state;
+pub mod stop;
+pub mod watch;
 
 pub use config::Config;
 pub use error::{Error, Result};

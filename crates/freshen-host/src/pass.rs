@@ -2,7 +2,7 @@
 //! deploy, to come) → record. Each step is a function over plain data; a
 //! target that fails is recorded and the pass goes on with the others.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use chrono::Utc;
@@ -15,7 +15,8 @@ use crate::config::Config;
 use crate::discover;
 use crate::error::Result;
 use crate::model::{Action, Outcome, Pending, ScanFailure, Scanned, Target};
-use crate::state::{ScanRow, State};
+use crate::state::{RecordedScan, ScanRow, State};
+use crate::stop;
 
 /// What a pass works with.
 pub struct Context<'a> {
@@ -51,16 +52,26 @@ impl Report {
 type Scans = BTreeMap<String, std::result::Result<Scanned, ScanFailure>>;
 
 /// Runs one pass and records it in `state`. Call it under the pass lock.
+/// A stop asked for ([`crate::stop`]) ends it after the step in flight:
+/// what was done is recorded, targets not reached are left as they were.
 pub fn run(ctx: &Context, state: &mut State) -> Result<Report> {
-    let pass = state.begin_pass(Utc::now(), ctx.dry_run)?;
+    let started = Utc::now();
+    let pass = state.begin_pass(started, ctx.dry_run)?;
     if !ctx.dry_run {
         warn!("patching and redeploying are not built yet: this pass scans and records only");
     }
     let (targets, discovery_error) = discover(ctx);
     let fetcher = Fetcher::new(ctx.config.cache_dir.clone(), &ctx.http)?;
-    let scans = scan_all(ctx, &fetcher, &targets);
-    let outcomes = plan(&targets, &scans, ctx.dry_run);
-    state.record_pass(pass, &scan_rows(&scans), &outcomes, discovery_error.is_none(), Utc::now(), discovery_error.as_deref())?;
+    let (scans, reused) = scan_all(ctx, &fetcher, state, &targets);
+    let interrupted = stop::requested();
+    let reached: Vec<Target> = targets.into_iter().filter(|t| !interrupted || t.source.as_ref().is_none_or(|s| scans.contains_key(s))).collect();
+    let outcomes = plan(&reached, &scans, ctx.dry_run);
+    let error = discovery_error.clone().or_else(|| interrupted.then(|| "interrupted: targets not reached were left as they were".to_string()));
+    let complete = discovery_error.is_none() && !interrupted;
+    state.record_pass(pass, &scan_rows(&scans, &reused), &outcomes, complete, Utc::now(), error.as_deref())?;
+    if complete {
+        state.forget_scans_before(started)?;
+    }
     Ok(Report { outcomes, discovery_error })
 }
 
@@ -89,26 +100,90 @@ fn discover(ctx: &Context) -> (Vec<Target>, Option<String>) {
     (targets, error)
 }
 
-/// Scans each distinct image once.
-fn scan_all(ctx: &Context, fetcher: &Fetcher, targets: &[Target]) -> Scans {
+/// Scans each distinct image once, or reuses the recorded scan of the
+/// same image when the Release files it read are unchanged. Returns the
+/// scans and which of them were reused.
+fn scan_all(ctx: &Context, fetcher: &Fetcher, state: &State, targets: &[Target]) -> (Scans, BTreeSet<String>) {
     let mut scans = Scans::new();
+    let mut reused = BTreeSet::new();
     for source in targets.iter().filter_map(|t| t.source.as_ref()) {
         if scans.contains_key(source) {
             continue;
         }
-        let result = scan_image(ctx, fetcher, source);
+        if stop::requested() {
+            break;
+        }
+        if let Some(result) = reuse(fetcher, state, source) {
+            info!(image = %source, "reused");
+            reused.insert(source.clone());
+            scans.insert(source.clone(), result);
+            continue;
+        }
+        let (result, releases) = scan_image(ctx, fetcher, source);
         match &result {
             Ok(s) => info!(image = %source, installed = s.installed, pending = s.pending.len(), security = s.pending.iter().filter(|p| p.counts()).count(), seconds = s.seconds, "scanned"),
             Err(ScanFailure::Unsupported(e)) => info!(image = %source, reason = %e, "unsupported"),
             Err(ScanFailure::Failed(e)) => warn!(image = %source, error = %e, "scan failed"),
         }
+        if let (Some(key), Some(releases)) = (image_key(source), releases) {
+            let recorded = match &result {
+                Ok(s) => Some(RecordedScan { image_id: s.image_id.clone(), installed: s.installed, pending: s.pending.clone(), unsupported: None, releases }),
+                Err(ScanFailure::Unsupported(m)) => Some(RecordedScan { image_id: key.to_string(), installed: 0, pending: Vec::new(), unsupported: Some(m.clone()), releases }),
+                Err(ScanFailure::Failed(_)) => None,
+            };
+            if let Err(e) = recorded.map_or(Ok(()), |r| state.record_scan(key, &r, Utc::now())) {
+                warn!(image = %source, error = %e, "cannot record the scan for reuse");
+            }
+        }
         scans.insert(source.clone(), result);
     }
-    scans
+    (scans, reused)
 }
 
-/// Reads an image's dpkg and apt files and scans them with changelogs.
-fn scan_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> std::result::Result<Scanned, ScanFailure> {
+/// The key a scan is recorded under for reuse: sources that name an
+/// image by its id (what containers run), whose content cannot change.
+fn image_key(source: &str) -> Option<&str> {
+    source.strip_prefix("docker-daemon:").filter(|id| id.starts_with("sha256:")).map(|_| source)
+}
+
+/// The recorded scan of `source`'s image when every Release file it read
+/// is unchanged (one conditional request each, shared by all images of
+/// the pass); `None` when it must be scanned.
+fn reuse(fetcher: &Fetcher, state: &State, source: &str) -> Option<std::result::Result<Scanned, ScanFailure>> {
+    let key = image_key(source)?;
+    let recorded = match state.recorded_scan(key) {
+        Ok(r) => r?,
+        Err(e) => {
+            warn!(image = %source, error = %e, "cannot read the recorded scan");
+            return None;
+        }
+    };
+    // Unreachable: scan again, which says why.
+    let now = freshen_apt::probe::probe(fetcher, recorded.releases.keys()).ok()?;
+    if now != recorded.releases {
+        return None;
+    }
+    if let Err(e) = state.touch_scan(key, Utc::now()) {
+        warn!(image = %source, error = %e, "cannot record the scan's use");
+    }
+    Some(match recorded.unsupported {
+        Some(m) => Err(ScanFailure::Unsupported(m)),
+        None => Ok(Scanned { image_id: recorded.image_id, installed: recorded.installed, pending: recorded.pending, seconds: 0.0 }),
+    })
+}
+
+/// Reads an image's dpkg and apt files and scans them with changelogs;
+/// with the Release files the scan read and their SHA256, when the image
+/// was read.
+fn scan_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> (std::result::Result<Scanned, ScanFailure>, Option<BTreeMap<String, String>>) {
+    match scan_image_inner(ctx, fetcher, source) {
+        Ok((scanned, releases)) => (Ok(scanned), Some(releases)),
+        Err(e @ ScanFailure::Unsupported(_)) => (Err(e), Some(BTreeMap::new())),
+        Err(e) => (Err(e), None),
+    }
+}
+
+fn scan_image_inner(ctx: &Context, fetcher: &Fetcher, source: &str) -> std::result::Result<(Scanned, BTreeMap<String, String>), ScanFailure> {
     let started = Instant::now();
     let failed = |e: &dyn std::fmt::Display| ScanFailure::Failed(e.to_string().replace('\n', " "));
     let reference = ImageRef::parse(source).map_err(|e| failed(&e))?;
@@ -147,7 +222,10 @@ fn scan_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> std::result::Re
             }
         })
         .collect();
-    Ok(Scanned { image_id: image_id.unwrap_or_else(|| source.to_string()), installed: scan.system.installed.len(), pending, seconds: started.elapsed().as_secs_f64() })
+    // Memoised by the fetcher: what the scan read, no new request.
+    let releases = freshen_apt::probe::probe(fetcher, &freshen_apt::probe::release_urls(fetcher, &scan.system)).map_err(|e| failed(&e))?;
+    let scanned = Scanned { image_id: image_id.unwrap_or_else(|| source.to_string()), installed: scan.system.installed.len(), pending, seconds: started.elapsed().as_secs_f64() };
+    Ok((scanned, releases))
 }
 
 /// What to do with each target. Patching and redeploying are not built
@@ -184,7 +262,7 @@ pub fn plan(targets: &[Target], scans: &Scans, dry_run: bool) -> Vec<Outcome> {
         .collect()
 }
 
-fn scan_rows(scans: &Scans) -> Vec<ScanRow> {
+fn scan_rows(scans: &Scans, reused: &BTreeSet<String>) -> Vec<ScanRow> {
     scans
         .iter()
         .map(|(source, r)| match r {
@@ -195,9 +273,10 @@ fn scan_rows(scans: &Scans) -> Vec<ScanRow> {
                 installed: Some(s.installed),
                 pending: Some(s.pending.iter().filter(|p| !p.held).count()),
                 security: Some(s.pending.iter().filter(|p| p.counts()).count()),
+                reused: reused.contains(source),
                 ..ScanRow::default()
             },
-            Err(ScanFailure::Unsupported(m)) => ScanRow { source: source.clone(), unsupported: true, error: Some(m.clone()), ..ScanRow::default() },
+            Err(ScanFailure::Unsupported(m)) => ScanRow { source: source.clone(), unsupported: true, error: Some(m.clone()), reused: reused.contains(source), ..ScanRow::default() },
             Err(ScanFailure::Failed(m)) => ScanRow { source: source.clone(), error: Some(m.clone()), ..ScanRow::default() },
         })
         .collect()

@@ -4,6 +4,7 @@
 //! `PRAGMA user_version` by numbered migrations; a database from a newer
 //! freshen is refused. Times are UTC, stored as RFC 3339 text.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -79,6 +80,19 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT
     );
     CREATE INDEX actions_target ON actions (target_id, id);",
+    // 2: what a scan of an image found, kept for reuse while the Release
+    // files it read are unchanged; whether a recorded scan was reused.
+    "CREATE TABLE scan_results (
+        image_key TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL,
+        installed INTEGER NOT NULL,
+        pending TEXT NOT NULL,
+        unsupported TEXT,
+        releases TEXT NOT NULL,
+        scanned_at TEXT NOT NULL,
+        used_at TEXT NOT NULL
+    );
+    ALTER TABLE scans ADD COLUMN reused INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this freshen writes.
@@ -189,8 +203,8 @@ impl State {
         let now_s = time(now);
         for s in scans {
             tx.execute(
-                "INSERT INTO scans (pass_id, source, image_id, at, seconds, installed, pending, security, unsupported, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![pass, s.source, s.image_id, now_s, s.seconds, s.installed, s.pending, s.security, s.unsupported, s.error],
+                "INSERT INTO scans (pass_id, source, image_id, at, seconds, installed, pending, security, unsupported, error, reused) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![pass, s.source, s.image_id, now_s, s.seconds, s.installed, s.pending, s.security, s.unsupported, s.error, s.reused],
             )
             .map_err(&err)?;
         }
@@ -298,6 +312,77 @@ impl State {
     }
 }
 
+impl State {
+    /// The recorded scan of the image `key` names, if any.
+    pub fn recorded_scan(&self, key: &str) -> Result<Option<RecordedScan>> {
+        let err = db_err(&self.path);
+        let row = self
+            .conn
+            .query_row("SELECT image_id, installed, pending, unsupported, releases FROM scan_results WHERE image_key = ?1", [key], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, usize>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?))
+            })
+            .optional()
+            .map_err(&err)?;
+        let Some((image_id, installed, pending, unsupported, releases)) = row else { return Ok(None) };
+        let bad = |e: serde_json::Error| Error::State { path: self.path.clone(), message: format!("recorded scan of {key}: {e}") };
+        Ok(Some(RecordedScan { image_id, installed, pending: serde_json::from_str(&pending).map_err(bad)?, unsupported, releases: serde_json::from_str(&releases).map_err(bad)? }))
+    }
+
+    /// Records what a scan of the image `key` names found (replacing what
+    /// was recorded), or that a recorded one was used again, at `now`.
+    pub fn record_scan(&self, key: &str, scan: &RecordedScan, now: DateTime<Utc>) -> Result<()> {
+        let pending = serde_json::to_string(&scan.pending).unwrap_or_default();
+        let releases = serde_json::to_string(&scan.releases).unwrap_or_default();
+        self.conn
+            .execute(
+                "INSERT INTO scan_results (image_key, image_id, installed, pending, unsupported, releases, scanned_at, used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                 ON CONFLICT (image_key) DO UPDATE SET image_id = ?2, installed = ?3, pending = ?4, unsupported = ?5, releases = ?6, scanned_at = ?7, used_at = ?7",
+                params![key, scan.image_id, scan.installed, pending, scan.unsupported, releases, time(now)],
+            )
+            .map_err(db_err(&self.path))?;
+        Ok(())
+    }
+
+    /// Marks a recorded scan as used at `now`.
+    pub fn touch_scan(&self, key: &str, now: DateTime<Utc>) -> Result<()> {
+        self.conn.execute("UPDATE scan_results SET used_at = ?2 WHERE image_key = ?1", params![key, time(now)]).map_err(db_err(&self.path))?;
+        Ok(())
+    }
+
+    /// Forgets recorded scans not used since `since` (images nothing runs
+    /// or names any more).
+    pub fn forget_scans_before(&self, since: DateTime<Utc>) -> Result<()> {
+        self.conn.execute("DELETE FROM scan_results WHERE used_at < ?1", [time(since)]).map_err(db_err(&self.path))?;
+        Ok(())
+    }
+
+    /// Every Release file a recorded scan read, with the SHA256 it had.
+    pub fn recorded_releases(&self) -> Result<BTreeMap<String, String>> {
+        let err = db_err(&self.path);
+        let mut stmt = self.conn.prepare("SELECT releases FROM scan_results").map_err(&err)?;
+        let all = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(&err)?.collect::<rusqlite::Result<Vec<_>>>().map_err(&err)?;
+        let mut out = BTreeMap::new();
+        for text in all {
+            let releases: BTreeMap<String, String> = serde_json::from_str(&text).map_err(|e| Error::State { path: self.path.clone(), message: format!("recorded releases: {e}") })?;
+            out.extend(releases);
+        }
+        Ok(out)
+    }
+}
+
+/// What a scan of one image found, as recorded for reuse.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedScan {
+    pub image_id: String,
+    pub installed: usize,
+    pub pending: Vec<Pending>,
+    /// Why the image is not supported, when it is not.
+    pub unsupported: Option<String>,
+    /// The Release files the scan read and their SHA256
+    /// ([`freshen_apt::probe`]).
+    pub releases: BTreeMap<String, String>,
+}
+
 /// Upserts a target's pending updates: a fix keeps the earliest time any
 /// target showed the same installed version wanting an update (so a
 /// container started later from a known-stale image is exposed since then);
@@ -355,6 +440,8 @@ pub struct ScanRow {
     pub security: Option<usize>,
     pub unsupported: bool,
     pub error: Option<String>,
+    /// The recorded result of an earlier scan was used.
+    pub reused: bool,
 }
 
 /// A target as `status` shows it.

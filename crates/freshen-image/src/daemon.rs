@@ -15,6 +15,7 @@
 //! (Engine 29 refuses anything below 1.44), where a fixed `/v1.41` (Debian
 //! bookworm's Engine 20.10) would fail.
 
+pub mod events;
 mod http;
 
 use std::fs::File;
