@@ -50,12 +50,8 @@ impl Keyring {
                 self.keys.push(k.map_err(|e| e.to_string())?);
             }
         } else {
-            for k in SignedPublicKey::from_bytes_many(data).map_err(|e| e.to_string())? {
-                // Keyrings written by gpg can hold packets rpgp skips; keep what parses.
-                if let Ok(k) = k {
-                    self.keys.push(k);
-                }
-            }
+            // Keyrings written by gpg can hold packets rpgp skips; keep what parses.
+            self.keys.extend(SignedPublicKey::from_bytes_many(data).map_err(|e| e.to_string())?.flatten());
         }
         Ok(self.keys.len() - before)
     }

@@ -31,7 +31,7 @@ impl fmt::Display for Size {
     /// The largest unit that divides the size exactly (`21474836480` → `20G`).
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         for (unit, shift) in UNITS {
-            if self.0 != 0 && self.0 % (1u64 << shift) == 0 {
+            if self.0 != 0 && self.0.is_multiple_of(1u64 << shift) {
                 return write!(f, "{}{unit}", self.0 >> shift);
             }
         }

@@ -184,7 +184,11 @@ fn watch_passes_on_publishing_and_new_containers_and_stops_on_sigterm() {
     assert!(log().iter().any(|l| l["message"] == "pass" && l["reason"].as_str().is_some_and(|r| r.starts_with("published: ") && r.contains("/moving/InRelease"))), "{:#?}", log());
 
     // A new container of a new image: scanned without any archive change.
+    let passes = count(&log(), "pass done");
     h.load_image("app:2", "two");
+    // Loading is an Engine event too: a pass, with nothing new running.
+    wait_for(20, "a pass after the load", || count(&log(), "pass done") > passes);
+    assert!(log().iter().any(|l| l["message"] == "pass" && l["reason"].as_str().is_some_and(|r| r.starts_with("image load "))), "{:#?}", log());
     let scanned = count(&log(), "scanned");
     h.container("c3", "app:2");
     wait_for(20, "a pass scanning c3's image", || h.mover("c3").is_some());

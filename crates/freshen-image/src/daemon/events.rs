@@ -1,8 +1,8 @@
 //! The Engine's event stream (`GET /events`): one JSON object per line,
-//! streamed (chunked) for as long as the connection lasts. [`follow`]
-//! reads one connection; [`follow_forever`] reconnects with a growing
-//! delay when the Engine goes away, and blocks in reads (no polling)
-//! while nothing happens.
+//! streamed (chunked) for as long as the connection lasts.
+//! [`follow_forever`] reads it, reconnects with a growing delay when the
+//! Engine goes away, and blocks in reads (no polling) while nothing
+//! happens.
 
 use std::io::{self, BufReader};
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{http, Engine};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::transport::Transport;
 
 /// The events freshen listens for: containers created or started, images
@@ -53,12 +53,22 @@ pub enum Notice {
     Lost { error: String, retry: Duration },
 }
 
-/// Reads one event stream of the Engine `t` names until it ends (the
-/// Engine stopped, or the connection stalled for the client's idle
-/// timeout: an error) or `on` returns false (`Ok`). `on` hears
-/// [`Notice::Connected`] once the Engine has accepted the request;
-/// returns whether it did.
-fn follow(t: &Transport, again: bool, on: &mut dyn FnMut(Notice) -> bool) -> (bool, Result<()>) {
+/// How one event stream ended.
+enum End {
+    /// `on` returned false.
+    Stopped,
+    /// Nothing came for the client's idle timeout: the stream was open
+    /// all along, so nothing was missed.
+    Stalled,
+    /// The Engine went away or could not be reached; whether the stream
+    /// had been open.
+    Lost { opened: bool, error: Error },
+}
+
+/// Reads one event stream of the Engine `t` names until it ends. `on`
+/// hears [`Notice::Connected`] (when `announce`) once the Engine has
+/// accepted the request, then each event.
+fn follow(t: &Transport, announce: Option<bool>, on: &mut dyn FnMut(Notice) -> bool) -> End {
     let opened = (|| {
         let engine = Engine::new(t)?;
         let path = format!("/events?filters={}", http::escape(FILTERS));
@@ -67,22 +77,27 @@ fn follow(t: &Transport, again: bool, on: &mut dyn FnMut(Notice) -> bool) -> (bo
     })();
     let (resp, url) = match opened {
         Ok(r) => r,
-        Err(e) => return (false, Err(e)),
+        Err(error) => return End::Lost { opened: false, error },
     };
-    if !on(Notice::Connected { again }) {
-        return (true, Ok(()));
+    if let Some(again) = announce {
+        if !on(Notice::Connected { again }) {
+            return End::Stopped;
+        }
     }
     let mut lines = BufReader::new(resp.body);
     loop {
         let line = match http::read_line(&mut lines, EVENT_LINE_LIMIT) {
             Ok(line) => line,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return (true, Err(Error::Invalid(format!("the Docker Engine at {url} closed the event stream")))),
-            Err(e) => return (true, Err(Error::Invalid(format!("the Docker Engine at {url}: event stream: {e}")))),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return End::Stalled,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return End::Lost { opened: true, error: Error::Invalid(format!("the Docker Engine at {url} closed the event stream")) }
+            }
+            Err(e) => return End::Lost { opened: true, error: Error::Invalid(format!("the Docker Engine at {url}: event stream: {e}")) },
         };
         // A line this freshen cannot read is skipped, not fatal.
         if let Ok(event) = serde_json::from_slice::<Event>(&line) {
             if !on(Notice::Event(event)) {
-                return (true, Ok(()));
+                return End::Stopped;
             }
         }
     }
@@ -90,22 +105,28 @@ fn follow(t: &Transport, again: bool, on: &mut dyn FnMut(Notice) -> bool) -> (bo
 
 /// Follows the event stream for as long as `on` returns true, reconnecting
 /// after 1 s, 2 s, 4 s, ... (at most 60 s) while the Engine is away; the
-/// delay starts over once a stream has been open. `sleep` waits between
-/// attempts and returns false to give up (a stop was asked for).
+/// delay starts over once a stream has been open. A stream that was only
+/// quiet for the client's idle timeout is reopened at once, unannounced.
+/// `sleep` waits between attempts and returns false to give up (a stop
+/// was asked for).
 pub fn follow_forever(t: &Transport, on: &mut dyn FnMut(Notice) -> bool, sleep: &dyn Fn(Duration) -> bool) {
     let mut delay = BACKOFF.0;
-    let mut again = false;
+    let mut announce = Some(false);
     loop {
-        let (opened, result) = follow(t, again, on);
-        let Err(e) = result else { return };
-        if opened {
-            delay = BACKOFF.0;
-            again = true;
+        match follow(t, announce, on) {
+            End::Stopped => return,
+            End::Stalled => announce = None,
+            End::Lost { opened, error } => {
+                if opened {
+                    delay = BACKOFF.0;
+                }
+                announce = Some(true);
+                if !on(Notice::Lost { error: error.to_string(), retry: delay }) || !sleep(delay) {
+                    return;
+                }
+                delay = (delay * 2).min(BACKOFF.1);
+            }
         }
-        if !on(Notice::Lost { error: e.to_string(), retry: delay }) || !sleep(delay) {
-            return;
-        }
-        delay = (delay * 2).min(BACKOFF.1);
     }
 }
 
