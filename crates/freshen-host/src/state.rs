@@ -524,6 +524,31 @@ mod tests {
     }
 
     #[test]
+    fn recorded_scans_read_back_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open_writer(dir.path()).unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let releases = |d: &str| BTreeMap::from([("http://m/d/InRelease".to_string(), d.to_string())]);
+        let a = RecordedScan { image_id: "sha256:a".into(), installed: 3, pending: vec![pending("libc6", "1")], unsupported: None, releases: releases("11") };
+        let b = RecordedScan { image_id: "sha256:b".into(), installed: 0, pending: vec![], unsupported: Some("no dpkg database".into()), releases: BTreeMap::new() };
+        s.record_scan("docker-daemon:sha256:a", &a, t0).unwrap();
+        s.record_scan("docker-daemon:sha256:b", &b, t0).unwrap();
+        assert_eq!(s.recorded_scan("docker-daemon:sha256:a").unwrap(), Some(a.clone()));
+        assert_eq!(s.recorded_scan("docker-daemon:sha256:b").unwrap(), Some(b));
+        assert_eq!(s.recorded_scan("docker-daemon:sha256:c").unwrap(), None);
+        assert_eq!(s.recorded_releases().unwrap(), releases("11"));
+        // A new scan replaces the record; one not used since goes.
+        let t1 = t0 + chrono::Duration::hours(1);
+        s.record_scan("docker-daemon:sha256:a", &RecordedScan { releases: releases("22"), ..a }, t1).unwrap();
+        s.forget_scans_before(t1).unwrap();
+        assert_eq!(s.recorded_scan("docker-daemon:sha256:b").unwrap(), None);
+        assert_eq!(s.recorded_releases().unwrap(), releases("22"));
+        s.touch_scan("docker-daemon:sha256:a", t1 + chrono::Duration::hours(1)).unwrap();
+        s.forget_scans_before(t1 + chrono::Duration::minutes(1)).unwrap();
+        assert!(s.recorded_scan("docker-daemon:sha256:a").unwrap().is_some(), "touched: kept");
+    }
+
+    #[test]
     fn exposure_starts_at_the_later_of_changelog_and_first_seen() {
         let t = |h: i64| DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc) + chrono::Duration::hours(h);
         assert_eq!(exposure(Some(t(2)), Some(t(1)), None, t(5)), Some(3 * 3600));

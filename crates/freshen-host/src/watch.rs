@@ -42,6 +42,7 @@ pub fn watch(ctx: &Context, interval: Duration) -> Result<()> {
     spawn_events(ctx.transport.clone(), tx);
     let mut why = Some("start".to_string());
     let mut next_probe = Instant::now() + interval;
+    let mut seen = BTreeMap::new();
     loop {
         if let Some(reason) = why.take() {
             one_pass(ctx, &reason);
@@ -57,7 +58,7 @@ pub fn watch(ctx: &Context, interval: Duration) -> Result<()> {
             }
             Err(RecvTimeoutError::Timeout) => {
                 next_probe = Instant::now() + interval;
-                match sources_changed(ctx) {
+                match sources_changed(ctx, &mut seen) {
                     Ok(changed) if !changed.is_empty() => why = Some(format!("published: {}", changed.join(", "))),
                     Ok(_) => {}
                     Err(e) => warn!(error = %e, "cannot ask the archives whether they published"),
@@ -137,17 +138,24 @@ fn one_pass(ctx: &Context, why: &str) {
 }
 
 /// The Release files recorded scans read that now say something else
-/// (one conditional request each; one that cannot be reached is not
-/// counted as changed).
-pub fn sources_changed(ctx: &Context) -> Result<Vec<String>> {
-    let recorded: BTreeMap<String, String> = State::open_reader(&ctx.config.state_dir)?.recorded_releases()?;
+/// than when recorded or last asked (`seen`): one conditional request
+/// each. A file that cannot be reached is not counted as changed; one that
+/// changed calls for one pass, even if that pass cannot scan.
+pub fn sources_changed(ctx: &Context, seen: &mut BTreeMap<String, String>) -> Result<Vec<String>> {
+    let recorded = State::open_reader(&ctx.config.state_dir)?.recorded_releases()?;
     let fetcher = Fetcher::new(ctx.config.cache_dir.clone(), &ctx.http)?;
     let mut changed = Vec::new();
-    for (url, digest) in &recorded {
-        match freshen_apt::probe::probe(&fetcher, [url]) {
-            Ok(now) if now.get(url) == Some(digest) => {}
-            Ok(_) => changed.push(url.clone()),
-            // Unreachable: asked again at the next interval.
+    for (url, digest) in recorded {
+        match freshen_apt::probe::probe(&fetcher, [&url]) {
+            Ok(mut now) => {
+                let now = now.remove(&url).unwrap_or_default();
+                let before = seen.get(&url).unwrap_or(&digest);
+                if *before != now {
+                    changed.push(url.clone());
+                }
+                seen.insert(url, now);
+            }
+            // Asked again at the next interval.
             Err(e) => warn!(url = %url, error = %e, "cannot ask the archive whether it published"),
         }
     }
