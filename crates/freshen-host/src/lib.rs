@@ -3,8 +3,11 @@
 //! targets, fixes, exposure and actions in a state database. It calls
 //! freshen-image, freshen-apt and freshen-patch; they never call it.
 //!
-//! A pass ([`pass::run`]) is discover → scan → plan → record; patching and
-//! redeploying slot in between plan and record.
+//! A pass ([`pass::run`]) is discover → scan (reusing the recorded scan of
+//! an image whose archives have not published since) → plan → record;
+//! patching and redeploying slot in between plan and record. [`watch`]
+//! runs passes when an archive publishes or the Engine starts something
+//! new; [`stop`] ends either after the step in flight.
 
 pub mod config;
 pub mod discover;
@@ -13,6 +16,7 @@ mod error;
 pub mod lock;
 pub mod model;
 pub mod pass;
+mod reuse;
 pub mod size;
 pub mod state;
 pub mod stop;

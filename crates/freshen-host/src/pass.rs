@@ -15,8 +15,8 @@ use crate::config::Config;
 use crate::discover;
 use crate::error::Result;
 use crate::model::{Action, Outcome, Pending, ScanFailure, Scanned, Target};
-use crate::state::{RecordedScan, ScanRow, State};
-use crate::stop;
+use crate::state::{ScanRow, State};
+use crate::{reuse, stop};
 
 /// What a pass works with.
 pub struct Context<'a> {
@@ -113,7 +113,7 @@ fn scan_all(ctx: &Context, fetcher: &Fetcher, state: &State, targets: &[Target])
         if stop::requested() {
             break;
         }
-        if let Some(result) = reuse(fetcher, state, source) {
+        if let Some(result) = reuse::recorded(fetcher, state, source) {
             info!(image = %source, "reused");
             reused.insert(source.clone());
             scans.insert(source.clone(), result);
@@ -125,51 +125,12 @@ fn scan_all(ctx: &Context, fetcher: &Fetcher, state: &State, targets: &[Target])
             Err(ScanFailure::Unsupported(e)) => info!(image = %source, reason = %e, "unsupported"),
             Err(ScanFailure::Failed(e)) => warn!(image = %source, error = %e, "scan failed"),
         }
-        if let (Some(key), Some(releases)) = (image_key(source), releases) {
-            let recorded = match &result {
-                Ok(s) => Some(RecordedScan { image_id: s.image_id.clone(), installed: s.installed, pending: s.pending.clone(), unsupported: None, releases }),
-                Err(ScanFailure::Unsupported(m)) => Some(RecordedScan { image_id: key.to_string(), installed: 0, pending: Vec::new(), unsupported: Some(m.clone()), releases }),
-                Err(ScanFailure::Failed(_)) => None,
-            };
-            if let Err(e) = recorded.map_or(Ok(()), |r| state.record_scan(key, &r, Utc::now())) {
-                warn!(image = %source, error = %e, "cannot record the scan for reuse");
-            }
+        if let Some(releases) = releases {
+            reuse::remember(state, source, &result, releases);
         }
         scans.insert(source.clone(), result);
     }
     (scans, reused)
-}
-
-/// The key a scan is recorded under for reuse: sources that name an
-/// image by its id (what containers run), whose content cannot change.
-fn image_key(source: &str) -> Option<&str> {
-    source.strip_prefix("docker-daemon:").filter(|id| id.starts_with("sha256:")).map(|_| source)
-}
-
-/// The recorded scan of `source`'s image when every Release file it read
-/// is unchanged (one conditional request each, shared by all images of
-/// the pass); `None` when it must be scanned.
-fn reuse(fetcher: &Fetcher, state: &State, source: &str) -> Option<std::result::Result<Scanned, ScanFailure>> {
-    let key = image_key(source)?;
-    let recorded = match state.recorded_scan(key) {
-        Ok(r) => r?,
-        Err(e) => {
-            warn!(image = %source, error = %e, "cannot read the recorded scan");
-            return None;
-        }
-    };
-    // Unreachable: scan again, which says why.
-    let now = freshen_apt::probe::probe(fetcher, recorded.releases.keys()).ok()?;
-    if now != recorded.releases {
-        return None;
-    }
-    if let Err(e) = state.touch_scan(key, Utc::now()) {
-        warn!(image = %source, error = %e, "cannot record the scan's use");
-    }
-    Some(match recorded.unsupported {
-        Some(m) => Err(ScanFailure::Unsupported(m)),
-        None => Ok(Scanned { image_id: recorded.image_id, installed: recorded.installed, pending: recorded.pending, seconds: 0.0 }),
-    })
 }
 
 /// Reads an image's dpkg and apt files and scans them with changelogs;
