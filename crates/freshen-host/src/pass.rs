@@ -66,7 +66,9 @@ pub fn run(ctx: &Context, state: &mut State) -> Result<Report> {
     let interrupted = stop::requested();
     let reached: Vec<Target> = targets.into_iter().filter(|t| !interrupted || t.source.as_ref().is_none_or(|s| scans.contains_key(s))).collect();
     let outcomes = plan(&reached, &scans, ctx.dry_run);
-    let error = discovery_error.clone().or_else(|| interrupted.then(|| "interrupted: targets not reached were left as they were".to_string()));
+    let stopped = interrupted.then(|| "interrupted: targets not reached were left as they were".to_string());
+    let errors: Vec<String> = discovery_error.iter().cloned().chain(stopped).collect();
+    let error = (!errors.is_empty()).then(|| errors.join("; "));
     let complete = discovery_error.is_none() && !interrupted;
     state.record_pass(pass, &scan_rows(&scans, &reused), &outcomes, complete, Utc::now(), error.as_deref())?;
     if complete {

@@ -216,6 +216,40 @@ fn watch_passes_on_publishing_and_new_containers_and_stops_on_sigterm() {
 }
 
 #[test]
+fn sigterm_ends_a_run_after_the_scan_in_flight() {
+    let work = tempdir();
+    let image = |sources: String| {
+        let root = Rootfs::new(DEBIAN_OS);
+        root.with_sources(&sources);
+        root.write("var/lib/dpkg/status", &stanza("hello", "1.0-1"));
+        format!("dir:{}", root.dir.display())
+    };
+    // The first image's mirror answers nothing for 4 s; the second is never reached.
+    let slow = image(format!("deb http://127.0.0.1:{}/debian stable main\n", silent_server()));
+    let unreached = image(format!("deb {} stable main\n", repo().url));
+    let config = work.join("freshen.toml");
+    std::fs::write(&config, format!("images = [{slow:?}, {unreached:?}]\n")).unwrap();
+    let state = work.join("state");
+    let args = ["run", "--dry-run", "--config", config.to_str().unwrap(), "--state", state.to_str().unwrap(), "--docker-host", "unix:///nonexistent/docker.sock"];
+    let child = Command::new(env!("CARGO_BIN_EXE_freshen")).args(args).env("FRESHEN_CACHE", work.join("cache")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id().to_string();
+    wait_for(20, "the pass to start", || std::fs::read_to_string(state.join("pass.lock")).is_ok_and(|p| p.trim() == pid));
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(signalled.elapsed() < Duration::from_secs(8), "{stderr}");
+    assert!(stderr.contains("stopping once the step in flight is done"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "the slow image failed: {stderr}");
+    let db = rusqlite::Connection::open(state.join("state.db")).unwrap();
+    let (finished, error): (Option<String>, String) = db.query_row("SELECT finished_at, error FROM passes", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert!(finished.is_some() && error.contains("interrupted"), "{error}");
+    let targets: Vec<String> = db.prepare("SELECT name FROM targets").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(targets, [slow], "the scan in flight is recorded, the image not reached is not");
+}
+
+#[test]
 fn cache_prune_keeps_what_is_held_and_refuses_bad_limits() {
     let cache = tempdir();
     for d in ["layers/held", "layers/idle", "debs", "indexes"] {
