@@ -63,6 +63,15 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Marks a cache entry as used now (its modification time): `cache prune`
+/// removes the least recently used first, and access times are not
+/// reliable (`noatime`, `relatime`).
+pub(crate) fn touch(path: &Path) {
+    if let Ok(f) = File::open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
 /// Writes to a temporary file beside `dest` and renames it into place.
 pub(crate) fn write_atomic(dest: &Path, data: &[u8]) -> Result<()> {
     let tmp = tmp_path(dest);
@@ -224,7 +233,10 @@ impl Fetcher {
         }
         let mut resp = self.call(url, &headers)?;
         match resp.status().as_u16() {
-            304 if cached.is_some() => Ok(cached),
+            304 if cached.is_some() => {
+                touch(&body_path);
+                Ok(cached)
+            }
             200 => {
                 let header = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let (etag, last_modified) = (header("etag"), header("last-modified"));

@@ -19,6 +19,7 @@ pub mod packages;
 pub mod phasing;
 pub mod policy;
 pub mod preferences;
+pub mod probe;
 pub mod relation;
 pub mod release;
 mod scan;

@@ -57,6 +57,7 @@ pub fn fetch_index(fetcher: &Fetcher, source: &SourceEntry, release: &Release, c
     let dir = fetcher.cache_dir().join("indexes");
     let dest = dir.join(&cache_key);
     if dest.is_file() {
+        crate::fetch::touch(&dest);
         return Ok(Some(dest));
     }
     fs::create_dir_all(&dir).map_err(io_err(dir.display()))?;

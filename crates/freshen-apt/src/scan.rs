@@ -88,6 +88,7 @@ pub fn fetch_deb(fetcher: &Fetcher, offers: &Offers, u: &Update) -> Result<PathB
     let c = &u.candidate;
     let dest = deb_path(fetcher, u);
     if dest.is_file() {
+        crate::fetch::touch(&dest);
         return Ok(dest);
     }
     let url = format!("{}/{}", offers.archives[c.archive].source.uri, quote_path(&c.filename));

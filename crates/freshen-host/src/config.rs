@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::Span;
+use crate::size::Size;
 use crate::error::{io_err, Error, Result};
 
 /// Where the configuration is read from when no file is named.
@@ -42,6 +43,11 @@ pub struct Config {
     /// else `$XDG_CACHE_HOME/freshen`, else `~/.cache/freshen`, else
     /// `/var/cache/freshen`).
     pub cache_dir: PathBuf,
+    /// After each pass `watch` prunes the cache to this size, least
+    /// recently used first (`20G`, `500M`).
+    pub cache_max_size: Size,
+    /// ... and removes what was not used for this long.
+    pub cache_max_age: Span,
     /// Dokku, when the host runs it.
     pub dokku: Dokku,
 }
@@ -76,6 +82,8 @@ impl Default for Config {
             health_timeout: Span(Duration::from_secs(120)),
             state_dir: PathBuf::from("/var/lib/freshen"),
             cache_dir: default_cache_dir(),
+            cache_max_size: Size(20 << 30),
+            cache_max_age: Span(Duration::from_secs(30 * 86_400)),
             dokku: Dokku::default(),
         }
     }
@@ -180,10 +188,12 @@ mod tests {
         assert_eq!((c.settle.0, c.health_timeout.0, c.all), (Duration::from_secs(10), Duration::from_secs(120), false));
         assert_eq!(c.state_dir, Path::new("/var/lib/freshen"));
         assert_eq!(c.dokku.command, "dokku");
-        let text = "containers = \"labelled\"\nimages = [\"docker://r/base:1\"]\ninterval = \"1m30s\"\n[dokku]\nlib_root = \"/srv/dokku\"\n";
+        assert_eq!((c.cache_max_size, c.cache_max_age.0), (Size(20 << 30), Duration::from_secs(30 * 86_400)));
+        let text = "containers = \"labelled\"\nimages = [\"docker://r/base:1\"]\ninterval = \"1m30s\"\ncache_max_size = \"500M\"\ncache_max_age = \"7d\"\n[dokku]\nlib_root = \"/srv/dokku\"\n";
         let c = Config::parse(text, Path::new("f.toml")).unwrap();
         assert_eq!((c.containers, c.images.len(), c.interval.0.as_secs()), (Containers::Labelled, 1, 90));
         assert_eq!(c.dokku.lib_root, Path::new("/srv/dokku"));
+        assert_eq!((c.cache_max_size.0, c.cache_max_age.0.as_secs()), (500 << 20, 7 * 86_400));
         let again = Config::parse(&c.to_toml(), Path::new("f.toml")).unwrap();
         assert_eq!(again.to_toml(), c.to_toml());
     }
@@ -202,6 +212,8 @@ mod tests {
         assert!(e.starts_with("f.toml:1: containers: unknown variant `some`"), "{e}");
         let e = err("images = [\n  \"oci:/x:y\",\n  \"nope:foo\",\n]\n");
         assert!(e.starts_with("f.toml:3: images: ") && e.contains("nope:foo"), "{e}");
+        let e = err("cache_max_size = \"lots\"\n");
+        assert!(e.starts_with("f.toml:1: cache_max_size: invalid size `lots`"), "{e}");
         let e = err("interval = 5\n");
         assert!(e.starts_with("f.toml:1: interval:"), "{e}");
     }

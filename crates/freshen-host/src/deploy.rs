@@ -36,7 +36,7 @@ pub fn apply(ctx: &Context, fetcher: &Fetcher, state: &State, outcomes: &mut [Ou
     std::thread::scope(|scope| {
         let mut running = Vec::new();
         for (source, members) in groups {
-            if (ctx.stop)() {
+            if crate::stop::requested() {
                 for &i in &members {
                     settle(&mut outcomes[i], Action::Skipped, "stopping: not patched this pass".into());
                 }
@@ -338,7 +338,7 @@ fn redeploy_group(ctx: &Context, written: Written, group: Vec<Outcome>) -> Vec<O
 /// Recreates one container on its patched image.
 fn recreate_container(ctx: &Context, o: &Outcome) -> DeployRecord {
     let accept = recreate::Accept { settle: ctx.config.settle.0, health_timeout: ctx.config.health_timeout.0 };
-    match recreate::replace(ctx.transport, &o.target.name, &accept, ctx.stop) {
+    match recreate::replace(ctx.transport, &o.target.name, &accept, &crate::stop::requested) {
         Ok(_) => DeployRecord { result: Action::Patched, reason: None, logs: None, at: Utc::now() },
         Err(refused) => {
             let result = match refused.rollback {

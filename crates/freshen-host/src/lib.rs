@@ -3,10 +3,13 @@
 //! targets, fixes, exposure and actions in a state database. It calls
 //! freshen-image, freshen-apt and freshen-patch; they never call it.
 //!
-//! A pass ([`pass::run`]) is discover → scan → plan → patch and redeploy
-//! ([`deploy`]) → record. [`recreate`] replaces a plain container on its
-//! patched image (health gate, rollback) and repairs what a crash left
-//! half-way; [`dokku`] has Dokku restart an app.
+//! A pass ([`pass::run`]) is discover → scan (reusing the recorded scan of
+//! an image whose archives have not published since) → plan → patch and
+//! redeploy ([`deploy`]) → record. [`recreate`] replaces a plain container
+//! on its patched image (health gate, rollback) and repairs what a crash
+//! left half-way; [`dokku`] has Dokku restart an app. [`watch`] runs
+//! passes when an archive publishes or the Engine starts something new;
+//! [`stop`] ends either after the step in flight.
 
 pub mod config;
 pub mod deploy;
@@ -19,7 +22,11 @@ pub mod lock;
 pub mod model;
 pub mod pass;
 pub mod recreate;
+mod reuse;
+pub mod size;
 pub mod state;
+pub mod stop;
+pub mod watch;
 
 pub use config::Config;
 pub use error::{Error, Result};

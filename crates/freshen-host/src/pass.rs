@@ -2,7 +2,7 @@
 //! deploy, to come) → record. Each step is a function over plain data; a
 //! target that fails is recorded and the pass goes on with the others.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use chrono::Utc;
@@ -16,6 +16,7 @@ use crate::discover;
 use crate::error::Result;
 use crate::model::{Action, Outcome, Pending, ScanFailure, Scanned, Target};
 use crate::state::{ScanRow, State};
+use crate::{reuse, stop};
 
 /// What a pass works with.
 pub struct Context<'a> {
@@ -27,9 +28,6 @@ pub struct Context<'a> {
     pub http: freshen_http::Policy,
     /// Plan and record, change nothing.
     pub dry_run: bool,
-    /// Whether a stop was asked for (SIGTERM, SIGINT): the step in flight
-    /// finishes (or rolls back), nothing new starts.
-    pub stop: &'a (dyn Fn() -> bool + Sync),
 }
 
 /// What a pass found and did.
@@ -54,8 +52,11 @@ impl Report {
 type Scans = BTreeMap<String, std::result::Result<Scanned, ScanFailure>>;
 
 /// Runs one pass and records it in `state`. Call it under the pass lock.
+/// A stop asked for ([`crate::stop`]) ends it after the step in flight:
+/// what was done is recorded, targets not reached are left as they were.
 pub fn run(ctx: &Context, state: &mut State) -> Result<Report> {
-    let pass = state.begin_pass(Utc::now(), ctx.dry_run)?;
+    let started = Utc::now();
+    let pass = state.begin_pass(started, ctx.dry_run)?;
     if !ctx.dry_run {
         match crate::recreate::repair(ctx.transport) {
             Ok(repaired) => {
@@ -71,12 +72,23 @@ pub fn run(ctx: &Context, state: &mut State) -> Result<Report> {
     }
     let (targets, discovery_error) = discover(ctx);
     let fetcher = Fetcher::new(ctx.config.cache_dir.clone(), &ctx.http)?;
-    let scans = scan_all(ctx, &fetcher, &targets);
-    let mut outcomes = plan(&targets, &scans, ctx.dry_run, ctx.config.all);
+    let (scans, reused) = scan_all(ctx, &fetcher, state, &targets);
+    let interrupted = stop::requested();
+    let reached: Vec<Target> = targets.into_iter().filter(|t| !interrupted || t.source.as_ref().is_none_or(|s| scans.contains_key(s))).collect();
+    let mut outcomes = plan(&reached, &scans, ctx.dry_run, ctx.config.all);
     if !ctx.dry_run {
+        // Stops between images by itself.
         crate::deploy::apply(ctx, &fetcher, state, &mut outcomes);
     }
-    state.record_pass(pass, &scan_rows(&scans), &outcomes, discovery_error.is_none(), Utc::now(), discovery_error.as_deref())?;
+    let interrupted = stop::requested();
+    let stopped = interrupted.then(|| "interrupted: targets not reached were left as they were".to_string());
+    let errors: Vec<String> = discovery_error.iter().cloned().chain(stopped).collect();
+    let error = (!errors.is_empty()).then(|| errors.join("; "));
+    let complete = discovery_error.is_none() && !interrupted;
+    state.record_pass(pass, &scan_rows(&scans, &reused), &outcomes, complete, Utc::now(), error.as_deref())?;
+    if complete {
+        state.forget_scans_before(started)?;
+    }
     Ok(Report { outcomes, discovery_error })
 }
 
@@ -116,26 +128,51 @@ fn discover(ctx: &Context) -> (Vec<Target>, Option<String>) {
     (targets, error)
 }
 
-/// Scans each distinct image once.
-fn scan_all(ctx: &Context, fetcher: &Fetcher, targets: &[Target]) -> Scans {
+/// Scans each distinct image once, or reuses the recorded scan of the
+/// same image when the Release files it read are unchanged. Returns the
+/// scans and which of them were reused.
+fn scan_all(ctx: &Context, fetcher: &Fetcher, state: &State, targets: &[Target]) -> (Scans, BTreeSet<String>) {
     let mut scans = Scans::new();
+    let mut reused = BTreeSet::new();
     for source in targets.iter().filter_map(|t| t.source.as_ref()) {
         if scans.contains_key(source) {
             continue;
         }
-        let result = scan_image(ctx, fetcher, source);
+        if stop::requested() {
+            break;
+        }
+        if let Some(result) = reuse::recorded(fetcher, state, source) {
+            info!(image = %source, "reused");
+            reused.insert(source.clone());
+            scans.insert(source.clone(), result);
+            continue;
+        }
+        let (result, releases) = scan_image(ctx, fetcher, source);
         match &result {
             Ok(s) => info!(image = %source, installed = s.installed, pending = s.pending.len(), security = s.pending.iter().filter(|p| p.counts()).count(), seconds = s.seconds, "scanned"),
             Err(ScanFailure::Unsupported(e)) => info!(image = %source, reason = %e, "unsupported"),
             Err(ScanFailure::Failed(e)) => warn!(image = %source, error = %e, "scan failed"),
         }
+        if let Some(releases) = releases {
+            reuse::remember(state, source, &result, releases);
+        }
         scans.insert(source.clone(), result);
     }
-    scans
+    (scans, reused)
 }
 
-/// Reads an image's dpkg and apt files and scans them with changelogs.
-fn scan_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> std::result::Result<Scanned, ScanFailure> {
+/// Reads an image's dpkg and apt files and scans them with changelogs;
+/// with the Release files the scan read and their SHA256, when the image
+/// was read.
+fn scan_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> (std::result::Result<Scanned, ScanFailure>, Option<BTreeMap<String, String>>) {
+    match scan_image_inner(ctx, fetcher, source) {
+        Ok((scanned, releases)) => (Ok(scanned), Some(releases)),
+        Err(e @ ScanFailure::Unsupported(_)) => (Err(e), Some(BTreeMap::new())),
+        Err(e) => (Err(e), None),
+    }
+}
+
+fn scan_image_inner(ctx: &Context, fetcher: &Fetcher, source: &str) -> std::result::Result<(Scanned, BTreeMap<String, String>), ScanFailure> {
     let started = Instant::now();
     let failed = |e: &dyn std::fmt::Display| ScanFailure::Failed(e.to_string().replace('\n', " "));
     let reference = ImageRef::parse(source).map_err(|e| failed(&e))?;
@@ -174,7 +211,10 @@ fn scan_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> std::result::Re
             }
         })
         .collect();
-    Ok(Scanned { image_id: image_id.unwrap_or_else(|| source.to_string()), installed: scan.system.installed.len(), pending, seconds: started.elapsed().as_secs_f64() })
+    // Memoised by the fetcher: what the scan read, no new request.
+    let releases = freshen_apt::probe::probe(fetcher, &freshen_apt::probe::release_urls(fetcher, &scan.system)).map_err(|e| failed(&e))?;
+    let scanned = Scanned { image_id: image_id.unwrap_or_else(|| source.to_string()), installed: scan.system.installed.len(), pending, seconds: started.elapsed().as_secs_f64() };
+    Ok((scanned, releases))
 }
 
 /// What to do with each target: a target whose image has updates in scope
@@ -213,7 +253,7 @@ pub fn plan(targets: &[Target], scans: &Scans, dry_run: bool, all: bool) -> Vec<
         .collect()
 }
 
-fn scan_rows(scans: &Scans) -> Vec<ScanRow> {
+fn scan_rows(scans: &Scans, reused: &BTreeSet<String>) -> Vec<ScanRow> {
     scans
         .iter()
         .map(|(source, r)| match r {
@@ -224,9 +264,10 @@ fn scan_rows(scans: &Scans) -> Vec<ScanRow> {
                 installed: Some(s.installed),
                 pending: Some(s.pending.iter().filter(|p| !p.held).count()),
                 security: Some(s.pending.iter().filter(|p| p.counts()).count()),
+                reused: reused.contains(source),
                 ..ScanRow::default()
             },
-            Err(ScanFailure::Unsupported(m)) => ScanRow { source: source.clone(), unsupported: true, error: Some(m.clone()), ..ScanRow::default() },
+            Err(ScanFailure::Unsupported(m)) => ScanRow { source: source.clone(), unsupported: true, error: Some(m.clone()), reused: reused.contains(source), ..ScanRow::default() },
             Err(ScanFailure::Failed(m)) => ScanRow { source: source.clone(), error: Some(m.clone()), ..ScanRow::default() },
         })
         .collect()

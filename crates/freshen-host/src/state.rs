@@ -4,6 +4,7 @@
 //! `PRAGMA user_version` by numbered migrations; a database from a newer
 //! freshen is refused. Times are UTC, stored as RFC 3339 text.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -110,6 +111,19 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT,
         PRIMARY KEY (image_id, fix_set)
     );",
+    // 3: what a scan of an image found, kept for reuse while the Release
+    // files it read are unchanged; whether a recorded scan was reused.
+    "CREATE TABLE scan_results (
+        image_key TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL,
+        installed INTEGER NOT NULL,
+        pending TEXT NOT NULL,
+        unsupported TEXT,
+        releases TEXT NOT NULL,
+        scanned_at TEXT NOT NULL,
+        used_at TEXT NOT NULL
+    );
+    ALTER TABLE scans ADD COLUMN reused INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this freshen writes.
@@ -220,8 +234,8 @@ impl State {
         let now_s = time(now);
         for s in scans {
             tx.execute(
-                "INSERT INTO scans (pass_id, source, image_id, at, seconds, installed, pending, security, unsupported, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![pass, s.source, s.image_id, now_s, s.seconds, s.installed, s.pending, s.security, s.unsupported, s.error],
+                "INSERT INTO scans (pass_id, source, image_id, at, seconds, installed, pending, security, unsupported, error, reused) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![pass, s.source, s.image_id, now_s, s.seconds, s.installed, s.pending, s.security, s.unsupported, s.error, s.reused],
             )
             .map_err(&err)?;
         }
@@ -383,6 +397,77 @@ impl State {
     }
 }
 
+impl State {
+    /// The recorded scan of the image `key` names, if any.
+    pub fn recorded_scan(&self, key: &str) -> Result<Option<RecordedScan>> {
+        let err = db_err(&self.path);
+        let row = self
+            .conn
+            .query_row("SELECT image_id, installed, pending, unsupported, releases FROM scan_results WHERE image_key = ?1", [key], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, usize>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?))
+            })
+            .optional()
+            .map_err(&err)?;
+        let Some((image_id, installed, pending, unsupported, releases)) = row else { return Ok(None) };
+        let bad = |e: serde_json::Error| Error::State { path: self.path.clone(), message: format!("recorded scan of {key}: {e}") };
+        Ok(Some(RecordedScan { image_id, installed, pending: serde_json::from_str(&pending).map_err(bad)?, unsupported, releases: serde_json::from_str(&releases).map_err(bad)? }))
+    }
+
+    /// Records what a scan of the image `key` names found (replacing what
+    /// was recorded), or that a recorded one was used again, at `now`.
+    pub fn record_scan(&self, key: &str, scan: &RecordedScan, now: DateTime<Utc>) -> Result<()> {
+        let pending = serde_json::to_string(&scan.pending).unwrap_or_default();
+        let releases = serde_json::to_string(&scan.releases).unwrap_or_default();
+        self.conn
+            .execute(
+                "INSERT INTO scan_results (image_key, image_id, installed, pending, unsupported, releases, scanned_at, used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                 ON CONFLICT (image_key) DO UPDATE SET image_id = ?2, installed = ?3, pending = ?4, unsupported = ?5, releases = ?6, scanned_at = ?7, used_at = ?7",
+                params![key, scan.image_id, scan.installed, pending, scan.unsupported, releases, time(now)],
+            )
+            .map_err(db_err(&self.path))?;
+        Ok(())
+    }
+
+    /// Marks a recorded scan as used at `now`.
+    pub fn touch_scan(&self, key: &str, now: DateTime<Utc>) -> Result<()> {
+        self.conn.execute("UPDATE scan_results SET used_at = ?2 WHERE image_key = ?1", params![key, time(now)]).map_err(db_err(&self.path))?;
+        Ok(())
+    }
+
+    /// Forgets recorded scans not used since `since` (images nothing runs
+    /// or names any more).
+    pub fn forget_scans_before(&self, since: DateTime<Utc>) -> Result<()> {
+        self.conn.execute("DELETE FROM scan_results WHERE used_at < ?1", [time(since)]).map_err(db_err(&self.path))?;
+        Ok(())
+    }
+
+    /// Every Release file a recorded scan read, with the SHA256 it had.
+    pub fn recorded_releases(&self) -> Result<BTreeMap<String, String>> {
+        let err = db_err(&self.path);
+        let mut stmt = self.conn.prepare("SELECT releases FROM scan_results").map_err(&err)?;
+        let all = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(&err)?.collect::<rusqlite::Result<Vec<_>>>().map_err(&err)?;
+        let mut out = BTreeMap::new();
+        for text in all {
+            let releases: BTreeMap<String, String> = serde_json::from_str(&text).map_err(|e| Error::State { path: self.path.clone(), message: format!("recorded releases: {e}") })?;
+            out.extend(releases);
+        }
+        Ok(out)
+    }
+}
+
+/// What a scan of one image found, as recorded for reuse.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedScan {
+    pub image_id: String,
+    pub installed: usize,
+    pub pending: Vec<Pending>,
+    /// Why the image is not supported, when it is not.
+    pub unsupported: Option<String>,
+    /// The Release files the scan read and their SHA256
+    /// ([`freshen_apt::probe`]).
+    pub releases: BTreeMap<String, String>,
+}
+
 /// Upserts a target's pending updates and those a deploy fixed this pass: a
 /// fix keeps the earliest time any target showed the same installed version
 /// wanting an update (so a container started later from a known-stale image
@@ -464,6 +549,8 @@ pub struct ScanRow {
     pub security: Option<usize>,
     pub unsupported: bool,
     pub error: Option<String>,
+    /// The recorded result of an earlier scan was used.
+    pub reused: bool,
 }
 
 /// A target as `status` shows it.
@@ -584,6 +671,31 @@ mod tests {
         assert_eq!(a.last_exposure_seconds, Some(65), "first seen at t0, accepted 65 s later");
         let patches: i64 = s.conn.query_row("SELECT count(*) FROM patches", [], |r| r.get(0)).unwrap();
         assert_eq!(patches, 1, "one patch deployed to two targets is one row");
+    }
+
+    #[test]
+    fn recorded_scans_read_back_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open_writer(dir.path()).unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let releases = |d: &str| BTreeMap::from([("http://m/d/InRelease".to_string(), d.to_string())]);
+        let a = RecordedScan { image_id: "sha256:a".into(), installed: 3, pending: vec![pending("libc6", "1")], unsupported: None, releases: releases("11") };
+        let b = RecordedScan { image_id: "sha256:b".into(), installed: 0, pending: vec![], unsupported: Some("no dpkg database".into()), releases: BTreeMap::new() };
+        s.record_scan("docker-daemon:sha256:a", &a, t0).unwrap();
+        s.record_scan("docker-daemon:sha256:b", &b, t0).unwrap();
+        assert_eq!(s.recorded_scan("docker-daemon:sha256:a").unwrap(), Some(a.clone()));
+        assert_eq!(s.recorded_scan("docker-daemon:sha256:b").unwrap(), Some(b));
+        assert_eq!(s.recorded_scan("docker-daemon:sha256:c").unwrap(), None);
+        assert_eq!(s.recorded_releases().unwrap(), releases("11"));
+        // A new scan replaces the record; one not used since goes.
+        let t1 = t0 + chrono::Duration::hours(1);
+        s.record_scan("docker-daemon:sha256:a", &RecordedScan { releases: releases("22"), ..a }, t1).unwrap();
+        s.forget_scans_before(t1).unwrap();
+        assert_eq!(s.recorded_scan("docker-daemon:sha256:b").unwrap(), None);
+        assert_eq!(s.recorded_releases().unwrap(), releases("22"));
+        s.touch_scan("docker-daemon:sha256:a", t1 + chrono::Duration::hours(1)).unwrap();
+        s.forget_scans_before(t1 + chrono::Duration::minutes(1)).unwrap();
+        assert!(s.recorded_scan("docker-daemon:sha256:a").unwrap().is_some(), "touched: kept");
     }
 
     #[test]

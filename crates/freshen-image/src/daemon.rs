@@ -17,6 +17,7 @@
 //! bookworm's Engine 20.10) would fail.
 
 mod containers;
+pub mod events;
 mod http;
 mod images;
 

@@ -63,6 +63,7 @@ impl LayerCache {
         if let Some(diff_id) = &layer.diff_id {
             let path = self.path(diff_id);
             if is_dir(&path) {
+                crate::prune::touch(&path);
                 return Ok(path);
             }
         }
@@ -87,6 +88,21 @@ impl LayerCache {
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
                 Err(Error::Io { path, source: e.into() })
+            }
+        }
+    }
+
+    /// [`LayerCache::ensure`], holding the layer against pruning until
+    /// the hold is dropped (a prune that removed it in between is undone
+    /// by unpacking again).
+    pub fn ensure_held(&self, source: &dyn ImageSource, layer: &Layer) -> Result<(PathBuf, LayerHold)> {
+        loop {
+            let path = self.ensure(source, layer)?;
+            match LayerHold::take(&path) {
+                Ok(hold) if is_dir(&path) => return Ok((path, hold)),
+                Ok(_) => continue,
+                Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -176,6 +192,19 @@ impl LayerCache {
                 let _ = fs::remove_dir_all(e.path());
             }
         }
+    }
+}
+
+/// A shared `flock` on an unpacked layer's directory: [`crate::prune`]
+/// leaves it alone while any is held.
+pub struct LayerHold(#[allow(dead_code)] fs::File);
+
+impl LayerHold {
+    /// Holds the layer directory `path`.
+    pub fn take(path: &Path) -> Result<LayerHold> {
+        let dir = fs::File::open(path).map_err(io_err(path))?;
+        rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockShared).map_err(|e| Error::Io { path: path.to_path_buf(), source: e.into() })?;
+        Ok(LayerHold(dir))
     }
 }
 

@@ -10,6 +10,7 @@ mod error;
 pub mod layer;
 mod local;
 mod patch;
+pub mod prune;
 mod reuse;
 pub mod sandbox;
 mod seccomp;

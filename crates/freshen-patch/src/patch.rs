@@ -247,8 +247,12 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
     let t = Instant::now();
     let cache = LayerCache::new(opts.cache.join("layers")).with_progress(opts.progress.clone());
     let mut lowers = Vec::new();
+    // Held against `cache prune` while mounted.
+    let mut holds = Vec::new();
     for l in layers.iter().rev() {
-        lowers.push(cache.ensure(ctx.source, l)?);
+        let (path, hold) = cache.ensure_held(ctx.source, l)?;
+        lowers.push(path);
+        holds.push(hold);
     }
     // apt's lists and archives for this run only, built from what freshen
     // verified: the sandbox installs the planned versions without asking
@@ -342,7 +346,9 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
         // The whole image (also layers above the OS part) with the patch on top.
         let mut test_lowers = vec![upper.clone()];
         for l in all_layers.iter().rev() {
-            test_lowers.push(cache.ensure(ctx.source, l)?);
+            let (path, hold) = cache.ensure_held(ctx.source, l)?;
+            test_lowers.push(path);
+            holds.push(hold);
         }
         let test_merged = ctx.work.0.join("test-merged");
         let _test = Overlay::mount(&test_lowers, Some((&run_dir.join("test-upper"), &run_dir.join("test-work"))), &test_merged)?;

@@ -59,7 +59,11 @@ pub fn find(cache: &Path, key: &str) -> Option<(Record, PathBuf)> {
     let blob = dir(cache).join("blobs").join(rec.digest.trim_start_matches("sha256:"));
     // The blob is checked against its digest before it is reused.
     let data = std::fs::read(&blob).ok()?;
-    (freshen_image::Digest::of(&data).to_string() == rec.digest).then_some((rec, blob))
+    if freshen_image::Digest::of(&data).to_string() != rec.digest {
+        return None;
+    }
+    crate::prune::touch(&dir(cache).join(format!("{key}.json")));
+    Some((rec, blob))
 }
 
 /// Records a patch layer.

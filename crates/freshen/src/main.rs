@@ -44,6 +44,10 @@ enum Command {
     Rebase(commands::rebase::Args),
     /// One pass over this host: discover running containers, Dokku apps and configured images, scan each image once, record fixes and exposure.
     Run(commands::run::Args),
+    /// The pass of `run` at start, then whenever an archive publishes or the Engine starts something new, until SIGTERM or Ctrl-C.
+    Watch(commands::watch::Args),
+    /// Manage the cache directory.
+    Cache(commands::cache::Args),
     /// What the state database knows: every target's pending security fixes, exposure and last action.
     Status(commands::status::Args),
 }
@@ -58,8 +62,16 @@ const FINISHED: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     progress::set_quiet(cli.quiet);
+    // `run` and `watch` stop after the step in flight (SIGINT, SIGTERM); a
+    // second signal stops them at once, as it does every other command.
+    let graceful = matches!(cli.command, Command::Run(_) | Command::Watch(_));
     // Ctrl-C: stop sandboxed containers, unmount and remove work directories.
-    let _ = ctrlc::set_handler(|| {
+    let _ = ctrlc::set_handler(move || {
+        if graceful && !freshen_host::stop::requested() {
+            freshen_host::stop::request();
+            eprintln!("stopping once the step in flight is done (signal again to stop at once)");
+            return;
+        }
         if STATE.compare_exchange(RUNNING, INTERRUPTED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return; // the result is being printed; the process is exiting anyway
         }
@@ -76,6 +88,8 @@ fn main() -> ExitCode {
         Command::Copy(args) => commands::copy::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Status(args) => commands::status::run(args),
+        Command::Watch(args) => commands::watch::run(args),
+        Command::Cache(args) => commands::cache::run(args),
     };
     // A command that failed because of Ctrl-C (its child processes got the
     // signal too) leaves the report to the handler, which exits with 130.

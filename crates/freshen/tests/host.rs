@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -160,21 +159,6 @@ fn discovers_scans_once_and_records_what_runs() {
     let labelled = write_config(work, "labelled.toml", "containers = \"labelled\"\n");
     run(&labelled);
     assert_eq!(names(&status(&state)), ["container:on"]);
-}
-
-/// An HTTP "server" that accepts and answers nothing for a few seconds.
-fn silent_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_secs(4));
-                drop(s);
-            });
-        }
-    });
-    port
 }
 
 #[test]

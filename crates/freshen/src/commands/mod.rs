@@ -1,3 +1,4 @@
+pub mod cache;
 pub mod copy;
 pub mod host;
 pub mod patch;
@@ -6,3 +7,4 @@ pub mod run;
 pub mod scan;
 pub mod status;
 pub mod transport;
+pub mod watch;

@@ -1,13 +1,20 @@
 //! `freshen run`: one pass over the host (discover, scan, record).
 
 use anyhow::Result;
-use freshen_host::{pass, PassLock, State};
+use freshen_host::{pass, Config, PassLock, State};
 
 use super::host::{init_logs, HostArgs, LogFormat};
 use crate::output::table;
 
 #[derive(clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub pass: PassArgs,
+}
+
+/// What `run` and `watch` are told.
+#[derive(clap::Args)]
+pub struct PassArgs {
     #[command(flatten)]
     host: HostArgs,
     /// Scan and record, change nothing; print what would be patched.
@@ -23,21 +30,37 @@ pub struct Args {
     common: super::transport::ImageArgs,
 }
 
+impl PassArgs {
+    /// The configuration with the flags over it, or `None` when it was
+    /// printed (`--print-config`); starts the log.
+    pub fn config(&self, adjust: impl FnOnce(&mut Config)) -> Result<Option<Config>> {
+        let mut config = self.host.config()?;
+        if let Some(cache) = self.common.cache_flag() {
+            config.cache_dir = cache.to_path_buf();
+        }
+        adjust(&mut config);
+        if self.print_config {
+            print!("{}", config.to_toml());
+            return Ok(None);
+        }
+        init_logs(self.log_format);
+        Ok(Some(config))
+    }
+
+    /// Runs `f` with the context of a pass over `config`.
+    pub fn with_context<T>(&self, config: &Config, f: impl FnOnce(&pass::Context) -> Result<T>) -> Result<T> {
+        let transport = self.common.transport_in(&config.cache_dir, freshen_image::progress::silent())?;
+        let ctx = pass::Context { config, transport: &transport, platform: self.common.platform(), http: self.common.http_policy()?, dry_run: self.dry_run };
+        f(&ctx)
+    }
+}
+
 pub fn run(args: Args) -> Result<u8> {
-    let mut config = args.host.config()?;
-    if let Some(cache) = args.common.cache_flag() {
-        config.cache_dir = cache.to_path_buf();
-    }
-    if args.print_config {
-        print!("{}", config.to_toml());
-        return Ok(crate::exit::CLEAN);
-    }
-    init_logs(args.log_format);
+    let args = args.pass;
+    let Some(config) = args.config(|_| {})? else { return Ok(crate::exit::CLEAN) };
     let _lock = PassLock::acquire(&config.state_dir)?;
     let mut state = State::open_writer(&config.state_dir)?;
-    let transport = args.common.transport_in(&config.cache_dir, freshen_image::progress::silent())?;
-    let ctx = pass::Context { config: &config, transport: &transport, platform: args.common.platform(), http: args.common.http_policy()?, dry_run: args.dry_run, stop: &|| false };
-    let report = pass::run(&ctx, &mut state)?;
+    let report = args.with_context(&config, |ctx| Ok(pass::run(ctx, &mut state)?))?;
 
     let mut rows = vec![["KIND", "NAME", "IMAGE", "SECURITY", "ACTION"].map(String::from).to_vec()];
     for o in &report.outcomes {

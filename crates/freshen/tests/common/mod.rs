@@ -124,6 +124,21 @@ fn serve_with(root: PathBuf, after: Arc<dyn Fn(&str) + Send + Sync>, authorizati
     (format!("http://{addr}"), count)
 }
 
+/// An HTTP "server" that accepts and answers nothing for a few seconds.
+pub fn silent_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_secs(4));
+                drop(s);
+            });
+        }
+    });
+    port
+}
+
 /// A dpkg status stanza.
 pub fn stanza(name: &str, version: &str) -> String {
     format!("Package: {name}\nStatus: install ok installed\nPriority: optional\nArchitecture: amd64\nVersion: {version}\nDescription: test\n\n")
