@@ -275,14 +275,7 @@ fn write(ctx: &Context, patched: &Opened, dest: &str, first: Option<&PatchRecord
         }
         _ => {
             let dest = ImageRef::parse(dest).map_err(err)?;
-            let img = freshen_image::NewImage {
-                source: image.as_ref(),
-                source_layers: &p.base_layers,
-                new_blobs: vec![(p.layer.digest.clone(), p.layer_path.clone())],
-                config: p.config.clone(),
-                manifest: p.manifest.clone(),
-                manifest_media_type: p.manifest_media_type.clone(),
-            };
+            let img = p.image(image.as_ref());
             let digest = freshen_image::write_image(&dest, &img, ctx.transport).map_err(err)?;
             let to_id = match name {
                 Some(n) => daemon::image_id(n, ctx.transport).map_err(err)?.unwrap_or_default(),

@@ -72,6 +72,21 @@ pub struct Patched {
     pub work: WorkDir,
 }
 
+impl Patched {
+    /// The patched image, ready for [`freshen_image::write_image`]:
+    /// `source`'s layers the patch goes on, plus the patch layer.
+    pub fn image<'a>(&'a self, source: &'a dyn ImageSource) -> freshen_image::NewImage<'a> {
+        freshen_image::NewImage {
+            source,
+            source_layers: &self.base_layers,
+            new_blobs: vec![(self.layer.digest.clone(), self.layer_path.clone())],
+            config: self.config.clone(),
+            manifest: self.manifest.clone(),
+            manifest_media_type: self.manifest_media_type.clone(),
+        }
+    }
+}
+
 /// What a patch run found.
 pub enum Outcome {
     /// Nothing pending in the chosen scope; nothing was written.

@@ -7,42 +7,42 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Output;
 
 use common::live::{LiveRepo, PACKAGE};
+use common::host::{expect, status, target};
 use common::*;
 use serde_json::Value;
-
-fn expect(args: &[&str], cache: &Path, code: i32) -> Output {
-    let out = freshen(args, cache);
-    assert_eq!(out.status.code(), Some(code), "freshen {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn status(state: &Path) -> Value {
-    let out = expect(&["status", "--state", state.to_str().unwrap(), "--format", "json"], Path::new("/nonexistent"), 0);
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn target<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["targets"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no target {name}: {status:#}"))
-}
 
 /// The version of websrv in `image` (from the file the package ships).
 fn websrv_in(d: &Dockerd, image: &str) -> String {
     d.ok(&["run", "--rm", "--entrypoint", "cat", image, &format!("/usr/share/{PACKAGE}/version")]).trim().to_string()
 }
 
+/// A Docker host with the live archive at websrv 1.0 and the base image
+/// (websrv 1.0 installed) in the Engine as `name`.
+struct LiveHost {
+    d: Dockerd,
+    live: LiveRepo,
+    work: std::path::PathBuf,
+    cache: std::path::PathBuf,
+    state: std::path::PathBuf,
+}
+
+impl LiveHost {
+    fn start(name: &str) -> LiveHost {
+        let d = Dockerd::start();
+        let live = LiveRepo::start("1.0");
+        let work = tempdir();
+        let (cache, state) = (work.join("cache"), work.join("state"));
+        let base = live.base_image(&work, "1.0");
+        expect(&["copy", &base, &format!("docker-daemon:{name}"), "--docker-host", &d.host], &cache, 0);
+        LiveHost { d, live, work, cache, state }
+    }
+}
+
 #[test]
 fn a_configured_image_is_patched_in_place_when_the_archive_publishes() {
-    let d = Dockerd::start();
-    let live = LiveRepo::start("1.0");
-    let work = tempdir();
-    let cache = work.join("cache");
-    let state = work.join("state");
-    let base = live.base_image(&work, "1.0");
-    expect(&["copy", &base, "docker-daemon:base:1", "--docker-host", &d.host], &cache, 0);
+    let LiveHost { d, live, work, cache, state } = LiveHost::start("base:1");
     let old_id = d.ok(&["image", "inspect", "-f", "{{.Id}}", "base:1"]).trim().to_string();
     let config = work.join("freshen.toml");
     std::fs::write(&config, "images = [\"docker-daemon:base:1\"]\n").unwrap();
@@ -85,12 +85,7 @@ fn settings(d: &Dockerd, name: &str) -> Value {
 
 #[test]
 fn publish_patch_redeploy_roll_back_and_not_retry() {
-    let d = Dockerd::start();
-    let live = LiveRepo::start("1.0");
-    let work = tempdir();
-    let (cache, state) = (work.join("cache"), work.join("state"));
-    let base = live.base_image(&work, "1.0");
-    expect(&["copy", &base, "docker-daemon:web:1", "--docker-host", &d.host], &cache, 0);
+    let LiveHost { d, live, work, cache, state } = LiveHost::start("web:1");
     d.ok(&["network", "create", "--subnet", "172.30.0.0/24", "appnet"]);
     d.ok(&[
         "run", "-d", "--name", "web", "--network", "appnet", "--network-alias", "api", "--ip", "172.30.0.10",
@@ -154,12 +149,7 @@ fn publish_patch_redeploy_roll_back_and_not_retry() {
 
 #[test]
 fn a_killed_pass_is_repaired_by_the_next() {
-    let d = Dockerd::start();
-    let live = LiveRepo::start("1.0");
-    let work = tempdir();
-    let (cache, state) = (work.join("cache"), work.join("state"));
-    let base = live.base_image(&work, "1.0");
-    expect(&["copy", &base, "docker-daemon:web:1", "--docker-host", &d.host], &cache, 0);
+    let LiveHost { d, live, work, cache, state } = LiveHost::start("web:1");
     d.ok(&["run", "-d", "--name", "web", "web:1", "sleep", "infinity"]);
     let config = work.join("freshen.toml");
     std::fs::write(&config, "settle = \"20s\"\n").unwrap();

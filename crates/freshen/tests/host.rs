@@ -9,33 +9,18 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
+use common::host::{expect, status, target};
 use common::*;
 use serde_json::Value;
-
-/// `freshen ARGS` with `cache`, asserting the exit code.
-fn expect(args: &[&str], cache: &Path, code: i32) -> Output {
-    let out = freshen(args, cache);
-    assert_eq!(out.status.code(), Some(code), "freshen {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn status(state: &Path) -> Value {
-    let out = expect(&["status", "--state", state.to_str().unwrap(), "--format", "json"], Path::new("/nonexistent"), 0);
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// `KIND:NAME` of every target, sorted.
 fn names(status: &Value) -> Vec<String> {
     let mut n: Vec<String> = status["targets"].as_array().unwrap().iter().map(|t| format!("{}:{}", t["kind"].as_str().unwrap(), t["name"].as_str().unwrap())).collect();
     n.sort();
     n
-}
-
-fn target<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["targets"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no target {name}: {status:#}"))
 }
 
 /// A hermetic Debian image with a pending security fix of libfoo (CVEs
@@ -229,7 +214,7 @@ fn bad_configurations_and_newer_databases_are_refused() {
     let good = write_config(&work, "good.toml", "containers = \"labelled\"\ninterval = \"90s\"\n");
     let out = expect(&["run", "--config", good.to_str().unwrap(), "--state", "/srv/st", "--cache", "/srv/cache", "--print-config"], &cache, 0);
     let text = String::from_utf8_lossy(&out.stdout);
-    for line in ["containers = \"labelled\"", "interval = \"1m30s\"", "health_timeout = \"10s\"", "state_dir = \"/srv/st\"", "cache_dir = \"/srv/cache\"", "lib_root = \"/var/lib/dokku\""] {
+    for line in ["containers = \"labelled\"", "interval = \"1m30s\"", "health_timeout = \"2m\"", "settle = \"10s\"", "all = false", "state_dir = \"/srv/st\"", "cache_dir = \"/srv/cache\"", "lib_root = \"/var/lib/dokku\""] {
         assert!(text.lines().any(|l| l == line), "no `{line}` in {text}");
     }
 

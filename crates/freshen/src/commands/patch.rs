@@ -93,14 +93,7 @@ pub fn run(args: Args) -> Result<u8> {
         Outcome::Patched(p) => p,
     };
     let t = std::time::Instant::now();
-    let img = freshen_image::NewImage {
-        source: source.as_ref(),
-        source_layers: &patched.base_layers,
-        new_blobs: vec![(patched.layer.digest.clone(), patched.layer_path.clone())],
-        config: patched.config.clone(),
-        manifest: patched.manifest.clone(),
-        manifest_media_type: patched.manifest_media_type.clone(),
-    };
+    let img = patched.image(source.as_ref());
     let digest = freshen_image::write_image(&output, &img, &transport).with_context(|| format!("writing {output}"))?;
     let mut timings = patched.timings.clone();
     timings.push(("write", t.elapsed()));

@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 mod debian;
 pub use debian::*;
 pub mod dokku;
+pub mod host;
 pub mod live;
 
 pub struct Repo {
