@@ -106,7 +106,7 @@ start_containers() {
 log "freshen watch --interval 10s"
 "$FRESHEN" watch --config "$W/freshen.toml" --state "$STATE" --docker-host "$HOST" --log-format json 2> "$W/watch.log" &
 WATCH=$!
-trap 'kill $WATCH 2>/dev/null; kill $SERVER 2>/dev/null; stop_dockerd' EXIT
+trap 'kill $WATCH 2>/dev/null; kill $SERVER 2>/dev/null; cp "$W/watch.log" "${EXPOSURE_LOG:-/dev/null}" 2>/dev/null; stop_dockerd' EXIT
 
 version=0
 RESULTS=()

@@ -22,6 +22,10 @@ pub struct Config {
     /// except those labelled `org.freshen.enable=false`) or `labelled`
     /// (only those labelled `org.freshen.enable=true`).
     pub containers: Containers,
+    /// A container created from an image id or digest (not a name):
+    /// `skip` leaves it alone; `patch` writes its patched image under
+    /// `freshen/pinned:ID12` and recreates it from that name.
+    pub pinned: Pinned,
     /// Images kept patched in place besides those containers run, in
     /// freshen's transport syntax (`docker://REG/REPO:TAG`,
     /// `docker-daemon:NAME:TAG`, `oci:DIR:TAG`, ...).
@@ -52,6 +56,14 @@ pub struct Config {
     pub dokku: Dokku,
 }
 
+/// What to do with a container that names its image by id or digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pinned {
+    Skip,
+    Patch,
+}
+
 /// Which containers are looked after.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -75,6 +87,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             containers: Containers::All,
+            pinned: Pinned::Skip,
             images: Vec::new(),
             interval: Span(Duration::from_secs(300)),
             all: false,

@@ -89,10 +89,18 @@ struct Written {
 /// Where a target's image is written, as a reference: its name in the
 /// Engine (`docker-daemon:NAME:TAG`), or a configured image's reference.
 fn destination(o: &Outcome) -> String {
+    let id = o.target.image_id.as_deref().unwrap_or_default();
     match o.target.kind {
         Kind::Image => o.target.name.clone(),
-        Kind::Container | Kind::DokkuApp => format!("docker-daemon:{}", o.target.image),
+        Kind::Container => format!("docker-daemon:{}", crate::discover::pinned_name(&o.target.image, id).unwrap_or_else(|| o.target.image.clone())),
+        Kind::DokkuApp => format!("docker-daemon:{}", o.target.image),
     }
+}
+
+/// Whether a container names its image by id or digest (patched under
+/// `freshen/pinned:ID12`, with `pinned = "patch"`).
+fn pinned(o: &Outcome) -> bool {
+    o.target.kind == Kind::Container && crate::discover::pinned_name(&o.target.image, o.target.image_id.as_deref().unwrap_or_default()).is_some()
 }
 
 /// The Engine's name of a `docker-daemon:` destination.
@@ -143,6 +151,16 @@ fn patch_group(ctx: &Context, fetcher: &Fetcher, state: &State, source: &str, gr
             }
         }
         let dest = destination(o);
+        if let (Some(name), true) = (engine_name(&dest), pinned(o)) {
+            // A pinned container's image gets freshen's name first (once:
+            // later it holds the patch, and the rollback tag the original).
+            if matches!(daemon::image_id(name, ctx.transport), Ok(None)) {
+                if let Err(e) = daemon::tag_image(&from_id, name, ctx.transport) {
+                    settle(o, Action::Failed, e.to_string());
+                    continue;
+                }
+            }
+        }
         if let Some(name) = engine_name(&dest).filter(|_| o.target.kind != Kind::Image) {
             match daemon::image_id(name, ctx.transport) {
                 Ok(Some(id)) if id == from_id => {}
@@ -331,7 +349,9 @@ fn redeploy_group(ctx: &Context, written: Written, group: Vec<Outcome>) -> Vec<O
 /// Recreates one container on its patched image.
 fn recreate_container(ctx: &Context, o: &Outcome) -> DeployRecord {
     let accept = recreate::Accept { settle: ctx.config.settle.0, health_timeout: ctx.config.health_timeout.0 };
-    match recreate::replace(ctx.transport, &o.target.name, &accept, &crate::stop::requested) {
+    let name = destination(o);
+    let from = engine_name(&name).filter(|_| pinned(o));
+    match recreate::replace_on(ctx.transport, &o.target.name, from, &accept, &crate::stop::requested) {
         Ok(_) => DeployRecord { result: Action::Patched, reason: None, logs: None, at: Utc::now() },
         Err(refused) => {
             let result = match refused.rollback {

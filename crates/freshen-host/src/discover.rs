@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use freshen_image::daemon::ContainerSummary;
 
-use crate::config::{Config, Containers};
+use crate::config::{Config, Containers, Pinned};
 use crate::model::{Kind, Target};
 
 /// The label that opts a container in (`true`) or out (`false`).
@@ -31,7 +31,7 @@ pub fn targets(containers: &[ContainerSummary], config: &Config, resolve: &dyn F
         if !wanted {
             continue;
         }
-        let target = container_target(c);
+        let target = container_target(c, config.pinned);
         match c.labels.get(DOKKU_APP_LABEL).filter(|a| !a.is_empty()) {
             Some(app) => {
                 // One target per app: its containers run one image, except
@@ -50,10 +50,19 @@ pub fn targets(containers: &[ContainerSummary], config: &Config, resolve: &dyn F
     out
 }
 
-fn container_target(c: &ContainerSummary) -> Target {
-    let skip = by_id_or_digest(&c.image, &c.image_id);
+fn container_target(c: &ContainerSummary, pinned: Pinned) -> Target {
+    let skip = by_id_or_digest(&c.image, &c.image_id).map(|r| format!("{r} (config `pinned = \"patch\"` patches it under a name of freshen's)")).filter(|_| pinned == Pinned::Skip);
     let source = skip.is_none().then(|| format!("docker-daemon:{}", c.image_id));
     Target { kind: Kind::Container, name: c.name(), image: c.image.clone(), image_id: Some(c.image_id.clone()), source, skip }
+}
+
+/// The name a patch of the image a pinned container runs is written under
+/// (`pinned = "patch"`), when the container names its image by id or
+/// digest.
+pub fn pinned_name(image: &str, image_id: &str) -> Option<String> {
+    by_id_or_digest(image, image_id)?;
+    let hex = image_id.trim_start_matches("sha256:");
+    Some(format!("freshen/pinned:{}", &hex[..hex.len().min(12)]))
 }
 
 /// Why a container whose image is named by digest or bare id is left
@@ -105,6 +114,11 @@ mod tests {
         assert_eq!(ts[6].source.as_deref(), Some("oci:/x:y"));
         assert!(ts[2].skip.as_deref().unwrap().contains("by id"), "{:?}", ts[2]);
         assert!(ts[3].skip.as_deref().unwrap().contains("by digest"), "{:?}", ts[3]);
+        config.pinned = Pinned::Patch;
+        let ts = targets(&cs, &config, &resolve);
+        assert!(ts[2].skip.is_none() && ts[3].skip.is_none(), "{ts:?}");
+        assert_eq!(pinned_name(&ts[2].image, &id).as_deref(), Some("freshen/pinned:abababababab"));
+        assert_eq!(pinned_name("app:1", &id), None);
         config.containers = Containers::Labelled;
         config.images.clear();
         assert_eq!(names(&targets(&cs, &config, &resolve)), ["container:on"]);

@@ -104,8 +104,19 @@ impl fmt::Display for Refused {
 /// while waiting: when it says yes (a signal), the new container is
 /// refused and the old one brought back.
 pub fn replace(t: &Transport, container: &str, accept: &Accept, stop: &dyn Fn() -> bool) -> Result<Replaced, Refused> {
+    replace_on(t, container, None, accept, stop)
+}
+
+/// [`replace`], creating the new container from the image `name` (a
+/// `REPO:TAG`) instead of the name the container was created with: for a
+/// container created from an image id or digest, whose patch is written
+/// under a name of freshen's.
+pub fn replace_on(t: &Transport, container: &str, name: Option<&str>, accept: &Accept, stop: &dyn Fn() -> bool) -> Result<Replaced, Refused> {
     let untouched = |reason: String| Refused { name: container.to_string(), reason, logs: Vec::new(), rollback: Rollback::NotNeeded };
-    let old = daemon::inspect_container(t, container).map_err(|e| untouched(e.to_string()))?.ok_or_else(|| untouched("no such container".into()))?;
+    let mut old = daemon::inspect_container(t, container).map_err(|e| untouched(e.to_string()))?.ok_or_else(|| untouched("no such container".into()))?;
+    if let Some(n) = name {
+        old["Config"]["Image"] = Value::from(n);
+    }
     if old["State"]["Running"] != true {
         return Err(untouched("the container is not running".into()));
     }

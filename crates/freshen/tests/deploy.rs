@@ -177,3 +177,29 @@ fn a_killed_pass_is_repaired_by_the_next() {
     assert_eq!(names.trim(), "web", "{names}");
     assert!(!d.ok(&["ps", "-a", "--format", "{{.Names}}"]).contains("freshen-old"));
 }
+
+/// A container created from an image id is left alone by default, and
+/// with `pinned = "patch"` recreated from freshen's name for the patch.
+#[test]
+fn a_container_pinned_to_an_image_id_is_patched_when_configured() {
+    let LiveHost { d, live, work, cache, state } = LiveHost::start("web:1");
+    let id = d.ok(&["image", "inspect", "-f", "{{.Id}}", "web:1"]).trim().to_string();
+    d.ok(&["run", "-d", "--name", "pinned", &id, "sleep", "infinity"]);
+    let skip = work.join("skip.toml");
+    std::fs::write(&skip, "settle = \"2s\"\n").unwrap();
+    let patch = work.join("patch.toml");
+    std::fs::write(&patch, "settle = \"2s\"\npinned = \"patch\"\n").unwrap();
+    let run = |config: &std::path::Path, code| expect(&["run", "--config", config.to_str().unwrap(), "--state", state.to_str().unwrap(), "--docker-host", &d.host], &cache, code);
+    live.publish("1.1", false);
+    let out = run(&skip, 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pinned = \"patch\""), "{}", String::from_utf8_lossy(&out.stdout));
+    let first = d.ok(&["inspect", "-f", "{{.Id}}", "pinned"]);
+    run(&patch, 0);
+    assert_ne!(d.ok(&["inspect", "-f", "{{.Id}}", "pinned"]), first, "not recreated");
+    let name = format!("freshen/pinned:{}", &id["sha256:".len().."sha256:".len() + 12]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.Config.Image}}", "pinned"]).trim(), name);
+    assert_eq!(d.ok(&["exec", "pinned", "cat", &format!("/usr/share/{PACKAGE}/version")]).trim(), format!("{PACKAGE} 1.1"));
+    let rollback = format!("freshen/pinned:freshen-rollback-{}", &id["sha256:".len().."sha256:".len() + 12]);
+    assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", &rollback]).trim(), id, "the original is kept for a rollback");
+    assert_eq!(target(&status(&state), "pinned")["last_action"], "patched");
+}
