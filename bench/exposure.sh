@@ -104,9 +104,9 @@ start_containers() {
 }
 
 log "freshen watch --interval 10s"
-"$FRESHEN" watch --config "$W/freshen.toml" --state "$STATE" --docker-host "$HOST" --log-format json 2> "$W/watch.log" &
+"$FRESHEN" watch --config "$W/freshen.toml" --state "$STATE" --docker-host "$HOST" --log-format json 2> "${EXPOSURE_LOG:-$W/watch.log}" &
 WATCH=$!
-trap 'kill $WATCH 2>/dev/null; kill $SERVER 2>/dev/null; cp "$W/watch.log" "${EXPOSURE_LOG:-/dev/null}" 2>/dev/null; stop_dockerd' EXIT
+trap 'kill $WATCH 2>/dev/null; kill $SERVER 2>/dev/null; stop_dockerd' EXIT
 
 version=0
 RESULTS=()
@@ -155,4 +155,4 @@ echo "exposure on $(machine): publish -> every container patched and healthy"
 for r in "${RESULTS[@]}"; do echo "  freshen watch (10 s poll), ${r%%:*} containers: ${r#*:} s"; done
 echo "  daily rebuild of 5 apps + recreate of 20 containers, once started: $REBUILD s (plus the wait for the cron: up to 86400 s)"
 echo "  freshen run with nothing pending over the last round's containers: $(median "${NOOP[@]}") s (median of 5)"
-grep -c '"patched in place"' "$W/watch.log" | sed 's/^/  images patched in place by the watch: /'
+grep -c '"patched in place"' "${EXPOSURE_LOG:-$W/watch.log}" | sed 's/^/  images patched in place by the watch: /'

@@ -36,7 +36,17 @@ start_dockerd() {
   for _ in $(seq 100); do docker --host "$HOST" version >/dev/null 2>&1 && break; sleep 0.2; done
 }
 stop_dockerd() {
-  [[ -f "$W/docker.pid" ]] && kill "$(cat "$W/docker.pid")" 2>/dev/null && sleep 2
+  # Containers first (a `sleep infinity` ignores SIGTERM: the Engine would
+  # wait for each), then the Engine, waited for; anything of it left is
+  # killed, so no container or shim outlives the benchmark.
+  docker --host "$HOST" rm -f $(docker --host "$HOST" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
+  if [[ -f "$W/docker.pid" ]]; then
+    local pid; pid=$(cat "$W/docker.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  pkill -9 -f -- "$W/" 2>/dev/null || true
   grep -o " $W/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$W"
 }

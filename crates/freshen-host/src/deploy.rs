@@ -316,7 +316,13 @@ fn redeploy_group(ctx: &Context, written: Written, group: Vec<Outcome>) -> Vec<O
                     let Some(record) = o.to_patch.then(|| record_of(&o)).flatten() else { return o };
                     let deploy = match o.target.kind {
                         Kind::Image => DeployRecord { result: Action::Patched, reason: None, logs: None, at: Utc::now() },
-                        Kind::Container => recreate_container(ctx, &o),
+                        Kind::Container => match recreate_container(ctx, &o) {
+                            Ok(d) => d,
+                            Err(untouched) => {
+                                settle(&mut o, Action::Skipped, untouched);
+                                return o;
+                            }
+                        },
                         Kind::DokkuApp => restart_app(ctx, &o, &record),
                     };
                     finish(&mut o, record, deploy, &written.upgraded);
@@ -330,7 +336,7 @@ fn redeploy_group(ctx: &Context, written: Written, group: Vec<Outcome>) -> Vec<O
     // nothing new starts from a patch that was refused.
     for record in &written.records {
         let users: Vec<&Outcome> = group.iter().filter(|o| o.patch.as_ref().is_some_and(|p| p.image == record.image) && o.target.kind == Kind::Container).collect();
-        let refused = !users.is_empty() && users.iter().all(|o| o.action != Action::Patched);
+        let refused = users.iter().any(|o| o.action == Action::RolledBack) && users.iter().all(|o| o.action != Action::Patched);
         if let (true, Some(rollback), Some(name)) = (refused, &record.rollback, engine_name(&record.image)) {
             match daemon::tag_image(rollback, name, ctx.transport) {
                 Ok(()) => info!(image = %record.image, "name restored to the previous image"),
@@ -346,23 +352,23 @@ fn redeploy_group(ctx: &Context, written: Written, group: Vec<Outcome>) -> Vec<O
     group
 }
 
-/// Recreates one container on its patched image.
-fn recreate_container(ctx: &Context, o: &Outcome) -> DeployRecord {
+/// Recreates one container on its patched image; `Err` (why) when the
+/// container was left as it was (it stopped meanwhile, a stop was asked
+/// for): not a verdict on the patch.
+fn recreate_container(ctx: &Context, o: &Outcome) -> Result<DeployRecord, String> {
     let accept = recreate::Accept { settle: ctx.config.settle.0, health_timeout: ctx.config.health_timeout.0 };
     let name = destination(o);
     let from = engine_name(&name).filter(|_| pinned(o));
     match recreate::replace_on(ctx.transport, &o.target.name, from, &accept, &crate::stop::requested) {
-        Ok(_) => DeployRecord { result: Action::Patched, reason: None, logs: None, at: Utc::now() },
+        Ok(_) => Ok(DeployRecord { result: Action::Patched, reason: None, logs: None, at: Utc::now() }),
         Err(refused) => {
             let result = match refused.rollback {
                 recreate::Rollback::Done => Action::RolledBack,
-                // Nothing was changed (the container stopped meanwhile, a
-                // stop was asked for): not a verdict on the patch.
-                recreate::Rollback::NotNeeded => Action::Skipped,
+                recreate::Rollback::NotNeeded => return Err(format!("not recreated: {refused}")),
                 recreate::Rollback::Failed(_) => Action::Failed,
             };
             let logs = (!refused.logs.is_empty()).then(|| refused.logs.join("\n"));
-            DeployRecord { result, reason: Some(refused.to_string()), logs, at: Utc::now() }
+            Ok(DeployRecord { result, reason: Some(refused.to_string()), logs, at: Utc::now() })
         }
     }
 }

@@ -28,7 +28,9 @@ pub fn targets(containers: &[ContainerSummary], config: &Config, resolve: &dyn F
             Containers::All => enabled.as_deref() != Some("false"),
             Containers::Labelled => enabled.as_deref() == Some("true"),
         };
-        if !wanted {
+        // A container freshen parked while replacing it (or left behind
+        // by a crash, for the repair): not a target of its own.
+        if !wanted || c.name().ends_with(crate::recreate::OLD_SUFFIX) {
             continue;
         }
         let target = container_target(c, config.pinned);
@@ -102,6 +104,7 @@ mod tests {
             container("shop.worker.1", "dokku/shop:latest", &id, &[(DOKKU_APP_LABEL, "shop")]),
             container("pinned", &id[7..19], &id, &[]),
             container("digest", "app@sha256:00", &id, &[]),
+            container("web.freshen-old", "app:1", &id, &[]),
         ];
         let mut config = Config { images: vec!["docker-daemon:app:1".into(), "oci:/x:y".into()], ..Config::default() };
         let resolve = |n: &str| (n == "app:1").then(|| id.clone());
