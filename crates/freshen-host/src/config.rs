@@ -52,8 +52,35 @@ pub struct Config {
     pub cache_max_size: Size,
     /// ... and removes what was not used for this long.
     pub cache_max_age: Span,
+    /// Where `watch` serves its status page and metrics (off when unset).
+    pub listen: Option<std::net::SocketAddr>,
     /// Dokku, when the host runs it.
     pub dokku: Dokku,
+    /// Who is told when a target is patched, rolled back or fails, or a
+    /// security fix stays pending too long.
+    pub notify: Notify,
+}
+
+/// Notification receivers ([`crate::notify`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notify {
+    /// An `http://` or `https://` URL each event is POSTed to as JSON,
+    /// retried with backoff.
+    pub webhook: Option<String>,
+    /// A command (`["/path", "arg"]`) run once per event, the event JSON
+    /// on its stdin.
+    pub command: Vec<String>,
+    /// A security fix pending this long is told once per target.
+    pub pending_after: Span,
+    /// How long one webhook request or one run of the command may take.
+    pub timeout: Span,
+}
+
+impl Default for Notify {
+    fn default() -> Notify {
+        Notify { webhook: None, command: Vec::new(), pending_after: Span(Duration::from_secs(24 * 3600)), timeout: Span(Duration::from_secs(10)) }
+    }
 }
 
 /// What to do with a container that names its image by id or digest.
@@ -98,6 +125,8 @@ impl Default for Config {
             cache_max_size: Size(20 << 30),
             cache_max_age: Span(Duration::from_secs(30 * 86_400)),
             dokku: Dokku::default(),
+            listen: None,
+            notify: Notify::default(),
         }
     }
 }
@@ -149,6 +178,10 @@ impl Config {
                 let at = text.find(&format!("{image:?}")).unwrap_or(0);
                 return Err(Error::Config { file: file.to_path_buf(), line: line_of(at), key: "images".into(), message: e.to_string() });
             }
+        }
+        if let Some(url) = config.notify.webhook.as_ref().filter(|u| !u.starts_with("http://") && !u.starts_with("https://")) {
+            let at = text.find(&format!("{url:?}")).unwrap_or(0);
+            return Err(Error::Config { file: file.to_path_buf(), line: line_of(at), key: "notify.webhook".into(), message: format!("`{url}` is not an http:// or https:// URL") });
         }
         Ok(config)
     }
@@ -207,6 +240,10 @@ mod tests {
         assert_eq!((c.containers, c.images.len(), c.interval.0.as_secs()), (Containers::Labelled, 1, 90));
         assert_eq!(c.dokku.lib_root, Path::new("/srv/dokku"));
         assert_eq!((c.cache_max_size.0, c.cache_max_age.0.as_secs()), (500 << 20, 7 * 86_400));
+        assert_eq!((c.notify.pending_after.0.as_secs(), c.notify.webhook.as_deref(), c.listen), (86_400, None, None));
+        let text = format!("{text}[notify]\nwebhook = \"http://127.0.0.1:1/hook\"\ncommand = [\"/bin/true\"]\npending_after = \"2h\"\n");
+        let c = Config::parse(&text, Path::new("f.toml")).unwrap();
+        assert_eq!((c.notify.pending_after.0.as_secs(), c.notify.command.len()), (7200, 1));
         let again = Config::parse(&c.to_toml(), Path::new("f.toml")).unwrap();
         assert_eq!(again.to_toml(), c.to_toml());
     }
@@ -227,6 +264,10 @@ mod tests {
         assert!(e.starts_with("f.toml:3: images: ") && e.contains("nope:foo"), "{e}");
         let e = err("cache_max_size = \"lots\"\n");
         assert!(e.starts_with("f.toml:1: cache_max_size: invalid size `lots`"), "{e}");
+        let e = err("[notify]\nwebhook = \"ftp://x/\"\n");
+        assert!(e.starts_with("f.toml:2: notify.webhook: `ftp://x/` is not an http"), "{e}");
+        let e = err("[notify]\npending_after = \"a day\"\n");
+        assert!(e.starts_with("f.toml:2: notify.pending_after: invalid duration"), "{e}");
         let e = err("interval = 5\n");
         assert!(e.starts_with("f.toml:1: interval:"), "{e}");
     }

@@ -9,7 +9,9 @@
 //! on its patched image (health gate, rollback) and repairs what a crash
 //! left half-way; [`dokku`] has Dokku restart an app. [`watch`] runs
 //! passes when an archive publishes or the Engine starts something new;
-//! [`stop`] ends either after the step in flight.
+//! [`stop`] ends either after the step in flight. [`notify`] tells
+//! webhooks and commands what a pass did; [`systemd`] tells the service
+//! manager that `watch` is ready, alive and stopping.
 
 pub mod config;
 pub mod deploy;
@@ -20,12 +22,14 @@ pub mod hostinfo;
 mod error;
 pub mod lock;
 pub mod model;
+pub mod notify;
 pub mod pass;
 pub mod recreate;
 mod reuse;
 pub mod size;
 pub mod state;
 pub mod stop;
+pub mod systemd;
 pub mod watch;
 
 pub use config::Config;

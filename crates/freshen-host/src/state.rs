@@ -124,6 +124,8 @@ const MIGRATIONS: &[&str] = &[
         used_at TEXT NOT NULL
     );
     ALTER TABLE scans ADD COLUMN reused INTEGER NOT NULL DEFAULT 0;",
+    // 4: when a notification told that a fix had been pending too long.
+    "ALTER TABLE fixes ADD COLUMN overdue_told_at TEXT;",
 ];
 
 /// The schema version this freshen writes.
@@ -361,40 +363,76 @@ impl State {
 
     fn pending_fixes(&self, target: i64, now: DateTime<Utc>) -> Result<Vec<FixStatus>> {
         let err = db_err(&self.path);
+        let mut stmt = self.conn.prepare(&format!("SELECT {FIX_COLUMNS} FROM fixes WHERE target_id = ?1 AND resolved_at IS NULL ORDER BY security DESC, package, arch")).map_err(&err)?;
+        let fixes = stmt.query_map([target], |r| fix_status(r, 0, now)).map_err(&err)?.collect::<rusqlite::Result<Vec<_>>>().map_err(&err)?;
+        Ok(fixes)
+    }
+
+    /// Security fixes of active targets pending for at least `after`
+    /// (their exposure) that no notification has told of yet.
+    pub fn overdue(&self, after: std::time::Duration, now: DateTime<Utc>) -> Result<Vec<Overdue>> {
+        let err = db_err(&self.path);
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT package, arch, installed, candidate, suite, security, held_back, held, cves, fixed_on, first_seen FROM fixes
-                 WHERE target_id = ?1 AND resolved_at IS NULL ORDER BY security DESC, package, arch",
-            )
+            .prepare(&format!(
+                "SELECT f.id, t.kind, t.name, t.image, {} FROM fixes f JOIN targets t ON t.id = f.target_id
+                 WHERE t.active = 1 AND f.resolved_at IS NULL AND f.security = 1 AND f.held = 0 AND f.overdue_told_at IS NULL
+                 ORDER BY t.kind, t.name, f.package, f.arch",
+                FIX_COLUMNS.split(", ").map(|c| format!("f.{c}")).collect::<Vec<_>>().join(", ")
+            ))
             .map_err(&err)?;
-        let fixes = stmt
-            .query_map([target], |r| {
-                let cves: String = r.get(8)?;
-                let fixed_on = parse_time(r.get(9)?);
-                let first_seen = parse_time(r.get(10)?);
-                Ok(FixStatus {
-                    pending: Pending {
-                        package: r.get(0)?,
-                        arch: r.get(1)?,
-                        installed: r.get(2)?,
-                        candidate: r.get(3)?,
-                        suite: r.get(4)?,
-                        security: r.get(5)?,
-                        held_back: r.get(6)?,
-                        held: r.get(7)?,
-                        cves: cves.split_whitespace().map(str::to_string).collect(),
-                        fixed_on,
-                    },
-                    first_seen,
-                    exposure_seconds: exposure(fixed_on, first_seen, None, now),
-                })
-            })
+        let rows = stmt
+            .query_map([], |r| Ok(Overdue { fix_id: r.get(0)?, kind: r.get(1)?, name: r.get(2)?, image: r.get(3)?, fix: fix_status(r, 4, now)? }))
             .map_err(&err)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(&err)?;
-        Ok(fixes)
+        let after = after.as_secs() as i64;
+        Ok(rows.into_iter().filter(|o| o.fix.exposure_seconds.is_some_and(|s| s >= after)).collect())
     }
+
+    /// Remembers that the fixes `ids` ([`Overdue::fix_id`]) were told of.
+    pub fn told_overdue(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+        for id in ids {
+            self.conn.execute("UPDATE fixes SET overdue_told_at = ?2 WHERE id = ?1", params![id, time(now)]).map_err(db_err(&self.path))?;
+        }
+        Ok(())
+    }
+}
+
+/// The columns [`fix_status`] reads, in order.
+const FIX_COLUMNS: &str = "package, arch, installed, candidate, suite, security, held_back, held, cves, fixed_on, first_seen";
+
+/// A fix read from the columns [`FIX_COLUMNS`] starting at `at`.
+fn fix_status(r: &rusqlite::Row, at: usize, now: DateTime<Utc>) -> rusqlite::Result<FixStatus> {
+    let cves: String = r.get(at + 8)?;
+    let fixed_on = parse_time(r.get(at + 9)?);
+    let first_seen = parse_time(r.get(at + 10)?);
+    Ok(FixStatus {
+        pending: Pending {
+            package: r.get(at)?,
+            arch: r.get(at + 1)?,
+            installed: r.get(at + 2)?,
+            candidate: r.get(at + 3)?,
+            suite: r.get(at + 4)?,
+            security: r.get(at + 5)?,
+            held_back: r.get(at + 6)?,
+            held: r.get(at + 7)?,
+            cves: cves.split_whitespace().map(str::to_string).collect(),
+            fixed_on,
+        },
+        first_seen,
+        exposure_seconds: exposure(fixed_on, first_seen, None, now),
+    })
+}
+
+/// A security fix pending too long on one target.
+#[derive(Clone, Debug)]
+pub struct Overdue {
+    pub fix_id: i64,
+    pub kind: String,
+    pub name: String,
+    pub image: String,
+    pub fix: FixStatus,
 }
 
 impl State {

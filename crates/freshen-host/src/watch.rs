@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::error::{Error, Result};
 use crate::lock::PassLock;
+use crate::notify::Notifier;
 use crate::pass::{self, Context};
 use crate::state::State;
 use crate::stop;
@@ -33,19 +34,39 @@ enum Wake {
 
 /// Watches until a stop is asked for; `interval` is how often the
 /// archives are asked whether they published.
+/// Under systemd it says when it is watching (`READY=1`), alive
+/// (`WATCHDOG=1`, when the unit asks for it) and stopping.
 pub fn watch(ctx: &Context, interval: Duration) -> Result<()> {
     let (tx, rx) = channel();
     let stop_tx = tx.clone();
     stop::on_request(move || {
+        crate::systemd::notify("STOPPING=1");
         let _ = stop_tx.send(Wake::Stop);
     });
     spawn_events(ctx.transport.clone(), tx);
+    let notifier = Notifier::start(&ctx.config.notify, &ctx.http);
+    crate::systemd::spawn_watchdog(|| !stop::requested());
+    crate::systemd::notify("READY=1\nSTATUS=watching");
+    let result = watch_loop(ctx, interval, &rx, notifier.as_ref());
+    if let Some(n) = notifier {
+        n.finish(FINISH);
+    }
+    result
+}
+
+/// How long a stopping `watch` or a finished `run` waits for notifications
+/// still queued.
+pub const FINISH: Duration = Duration::from_secs(30);
+
+fn watch_loop(ctx: &Context, interval: Duration, rx: &Receiver<Wake>, notifier: Option<&Notifier>) -> Result<()> {
     let mut why = Some("start".to_string());
     let mut next_probe = Instant::now() + interval;
     let mut seen = BTreeMap::new();
     loop {
         if let Some(reason) = why.take() {
-            one_pass(ctx, &reason);
+            crate::systemd::notify(&format!("STATUS=pass: {}", reason.replace('\n', " ")));
+            one_pass(ctx, &reason, notifier);
+            crate::systemd::notify("STATUS=watching");
         }
         if stop::requested() {
             return Ok(());
@@ -53,7 +74,7 @@ pub fn watch(ctx: &Context, interval: Duration) -> Result<()> {
         match rx.recv_timeout(next_probe.saturating_duration_since(Instant::now())) {
             Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
             Ok(Wake::Engine(what)) => {
-                let Some(n) = quiet(&rx, QUIET) else { return Ok(()) };
+                let Some(n) = quiet(rx, QUIET) else { return Ok(()) };
                 why = Some(if n == 0 { what } else { format!("{what} and {n} more Engine events") });
             }
             Err(RecvTimeoutError::Timeout) => {
@@ -115,11 +136,13 @@ fn short(id: &str) -> &str {
 }
 
 /// One pass under the pass lock; failures are logged and the watch goes on.
-fn one_pass(ctx: &Context, why: &str) {
+fn one_pass(ctx: &Context, why: &str, notifier: Option<&Notifier>) {
     info!(reason = %why, "pass");
     let result = PassLock::acquire(&ctx.config.state_dir).and_then(|_lock| {
         let mut state = State::open_writer(&ctx.config.state_dir)?;
-        pass::run(ctx, &mut state)
+        let report = pass::run(ctx, &mut state)?;
+        crate::notify::after_pass(notifier, &state, &report.outcomes);
+        Ok(report)
     });
     match result {
         Ok(report) => {

@@ -163,6 +163,18 @@ impl Client {
         self.run(req)
     }
 
+    /// A POST of `body` (sent with its length) with `headers`.
+    pub fn post(&self, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response<ureq::Body>, Error> {
+        use ureq::AsSendBody;
+        let mut req = http::Request::post(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut bytes = body;
+        let req = req.body(bytes.as_body()).map_err(|e| Error::Request { source: e.into(), proxy: None })?;
+        self.run(req)
+    }
+
     /// Sends `req` directly or through the proxy its URL calls for. Any
     /// status comes back as a response; only transport failures are errors.
     pub fn run(&self, req: Request<SendBody>) -> Result<Response<ureq::Body>, Error> {

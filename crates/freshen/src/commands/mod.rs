@@ -1,6 +1,8 @@
 pub mod cache;
 pub mod copy;
 pub mod host;
+pub mod install;
+pub mod manifest;
 pub mod patch;
 pub mod rebase;
 pub mod run;

@@ -60,7 +60,12 @@ pub fn run(args: Args) -> Result<u8> {
     let Some(config) = args.config(|_| {})? else { return Ok(crate::exit::CLEAN) };
     let _lock = PassLock::acquire(&config.state_dir)?;
     let mut state = State::open_writer(&config.state_dir)?;
-    let report = args.with_context(&config, |ctx| Ok(pass::run(ctx, &mut state)?))?;
+    let (report, notifier) = args.with_context(&config, |ctx| {
+        let notifier = freshen_host::notify::Notifier::start(&config.notify, &ctx.http);
+        let report = pass::run(ctx, &mut state)?;
+        freshen_host::notify::after_pass(notifier.as_ref(), &state, &report.outcomes);
+        Ok((report, notifier))
+    })?;
 
     let mut rows = vec![["KIND", "NAME", "IMAGE", "SECURITY", "ACTION"].map(String::from).to_vec()];
     for o in &report.outcomes {
@@ -81,6 +86,9 @@ pub fn run(args: Args) -> Result<u8> {
     let exposed = report.outcomes.iter().filter(|o| o.pending_security() > 0).count();
     let failed = report.outcomes.iter().filter(|o| o.action == freshen_host::model::Action::Failed).count();
     println!("{} targets: {exposed} with security fixes pending, {failed} failed", report.outcomes.len());
+    if let Some(n) = notifier {
+        n.finish(freshen_host::watch::FINISH);
+    }
     Ok(if report.failed() {
         crate::exit::ERROR
     } else if pending > 0 {
