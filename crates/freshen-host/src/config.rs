@@ -75,11 +75,14 @@ pub struct Notify {
     pub pending_after: Span,
     /// How long one webhook request or one run of the command may take.
     pub timeout: Span,
+    /// A webhook request that fails is tried again this many times, the
+    /// wait doubling from 1s.
+    pub retries: u32,
 }
 
 impl Default for Notify {
     fn default() -> Notify {
-        Notify { webhook: None, command: Vec::new(), pending_after: Span(Duration::from_secs(24 * 3600)), timeout: Span(Duration::from_secs(10)) }
+        Notify { webhook: None, command: Vec::new(), pending_after: Span(Duration::from_secs(24 * 3600)), timeout: Span(Duration::from_secs(10)), retries: 4 }
     }
 }
 

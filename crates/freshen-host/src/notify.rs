@@ -23,9 +23,7 @@ use crate::state::{Overdue, State, TargetStatus};
 
 /// Events waiting for delivery beyond this are dropped (and logged).
 pub const QUEUE: usize = 64;
-/// Webhook attempts per event; the wait between them doubles from
-/// [`FIRST_RETRY`].
-pub const ATTEMPTS: u32 = 5;
+/// The first wait before a webhook request is tried again; it doubles.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 /// What happened.
@@ -218,7 +216,7 @@ impl Notifier {
             }
         });
         let (tx, rx) = sync_channel(QUEUE);
-        let receivers = Receivers { webhook: client, command: config.command.clone(), timeout };
+        let receivers = Receivers { webhook: client, command: config.command.clone(), timeout, attempts: config.retries.saturating_add(1) };
         let thread = std::thread::Builder::new().name("notify".into()).spawn(move || receivers.deliver_all(rx)).ok()?;
         Some(Notifier { config: config.clone(), tx: Some(tx), thread: Some(thread) })
     }
@@ -254,6 +252,7 @@ struct Receivers {
     webhook: Option<(freshen_http::Client, String)>,
     command: Vec<String>,
     timeout: Duration,
+    attempts: u32,
 }
 
 impl Receivers {
@@ -268,7 +267,7 @@ impl Receivers {
             };
             let (kind, target) = (event.event.as_str(), event.target.name.as_str());
             if let Some((client, url)) = &self.webhook {
-                match post(client, url, &body) {
+                match post(client, url, &body, self.attempts) {
                     Ok(attempts) => info!(event = kind, target, attempts, "notified the webhook"),
                     Err(e) => warn!(event = kind, target, error = %e, "notifications: the webhook failed"),
                 }
@@ -285,22 +284,22 @@ impl Receivers {
 
 /// POSTs `body`, retrying failures (no answer, a status other than 2xx)
 /// with backoff; returns how many attempts it took.
-fn post(client: &freshen_http::Client, url: &str, body: &[u8]) -> Result<u32, String> {
+fn post(client: &freshen_http::Client, url: &str, body: &[u8], attempts: u32) -> Result<u32, String> {
     let mut wait = FIRST_RETRY;
     let mut last = String::new();
-    for attempt in 1..=ATTEMPTS {
+    for attempt in 1..=attempts {
         match client.post(url, &[("content-type", "application/json")], body) {
             Ok(resp) if resp.status().is_success() => return Ok(attempt),
             Ok(resp) => last = format!("HTTP {}", resp.status()),
             Err(e) => last = e.to_string(),
         }
-        if attempt < ATTEMPTS {
+        if attempt < attempts {
             std::thread::sleep(wait);
             wait *= 2;
         }
     }
     // The URL may carry a token: not logged.
-    Err(format!("{ATTEMPTS} attempts, the last: {last}"))
+    Err(format!("{attempts} attempts, the last: {last}"))
 }
 
 /// Runs the command with the event on its stdin (`FRESHEN_EVENT` names

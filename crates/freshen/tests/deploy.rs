@@ -104,9 +104,14 @@ fn publish_patch_redeploy_roll_back_and_not_retry() {
     d.ok(&["exec", "web", "sh", "-c", "echo kept > /data/file"]);
     let before = settings(&d, "web");
     let config = work.join("freshen.toml");
-    std::fs::write(&config, "settle = \"2s\"\nhealth_timeout = \"30s\"\n").unwrap();
+    // A command receiver: every event, one JSON line.
+    let told = work.join("told.jsonl");
+    let receiver = format!("[notify]\ncommand = [\"/bin/sh\", \"-c\", \"cat >> {0}; echo >> {0}\"]\n", told.display());
+    std::fs::write(&config, format!("settle = \"2s\"\nhealth_timeout = \"30s\"\n{receiver}")).unwrap();
+    let events = || -> Vec<Value> { std::fs::read_to_string(&told).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect() };
     let run = |code| expect(&["run", "--config", config.to_str().unwrap(), "--state", state.to_str().unwrap(), "--docker-host", &d.host], &cache, code);
     run(0);
+    assert_eq!(events(), Vec::<Value>::new(), "nothing happened yet");
 
     // The archive publishes a fix: patched in place, recreated, healthy.
     live.publish("1.1", false);
@@ -122,6 +127,12 @@ fn publish_patch_redeploy_roll_back_and_not_retry() {
     let t = target(&st, "web");
     assert_eq!((t["kind"].as_str(), t["last_action"].as_str(), t["pending_security"].as_u64()), (Some("container"), Some("patched"), Some(0)), "{st:#}");
     assert!(t["last_exposure_seconds"].as_i64().is_some_and(|s| (0..600).contains(&s)), "the closed window is remembered: {t:#}");
+    let told = events();
+    assert_eq!(told.len(), 1, "{told:#?}");
+    let e = &told[0];
+    assert_eq!((e["event"].as_str(), e["target"]["kind"].as_str(), e["target"]["name"].as_str(), e["target"]["image"].as_str()), (Some("patched"), Some("container"), Some("web"), Some("web:1")), "{e:#}");
+    assert_eq!((e["packages"][0]["package"].as_str(), e["packages"][0]["candidate"].as_str()), (Some(PACKAGE), Some("1.1")), "{e:#}");
+    assert_eq!(e["exposure_seconds"], t["last_exposure_seconds"], "the window the patch closed");
 
     // A fix whose new version fails the health check: rolled back.
     live.publish("1.2", true);
@@ -136,10 +147,16 @@ fn publish_patch_redeploy_roll_back_and_not_retry() {
     let t = target(&st, "web");
     assert_eq!((t["last_action"].as_str(), t["rollbacks"].as_u64(), t["pending_security"].as_u64()), (Some("rolled-back"), Some(1), Some(1)), "{st:#}");
     assert!(t["last_reason"].as_str().unwrap().contains("health"), "{t:#}");
+    let told = events();
+    assert_eq!(told.len(), 2, "{told:#?}");
+    let e = &told[1];
+    assert_eq!((e["event"].as_str(), e["target"]["name"].as_str(), e["packages"][0]["candidate"].as_str()), (Some("rolled-back"), Some("web"), Some("1.2")), "{e:#}");
+    assert!(e["reason"].as_str().unwrap().contains("health") && e["exposure_seconds"].as_i64().is_some(), "{e:#}");
 
     // Not retried until a newer fix appears.
     let out = run(3);
     assert!(String::from_utf8_lossy(&out.stdout).contains("not retried"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(events().len(), 2, "a set not retried is not told again");
     assert_eq!(inspect("{{.Id}}"), good_id);
     live.publish("1.3", false);
     run(0);

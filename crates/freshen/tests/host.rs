@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::host::{expect, status, target};
+use common::host::{expect, hermetic_image, status, target};
 use common::*;
 use serde_json::Value;
 
@@ -21,15 +21,6 @@ fn names(status: &Value) -> Vec<String> {
     let mut n: Vec<String> = status["targets"].as_array().unwrap().iter().map(|t| format!("{}:{}", t["kind"].as_str().unwrap(), t["name"].as_str().unwrap())).collect();
     n.sort();
     n
-}
-
-/// A hermetic Debian image with a pending security fix of libfoo (CVEs
-/// and a fix date in its changelog) from the test repository.
-fn hermetic_image() -> String {
-    let root = Rootfs::new(DEBIAN_OS);
-    root.with_sources(&format!("deb {u} stable main\ndeb {u} stable-security main\n", u = repo().url));
-    root.write("var/lib/dpkg/status", &(stanza("libfoo", "1:1.9-1") + &stanza("hello", "1.0-1")));
-    pack(&[(&root.dir, "debootstrap")], &tempdir().join("oci"), "app")
 }
 
 /// An Alpine-like image: no dpkg database.
