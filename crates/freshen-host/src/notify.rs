@@ -195,7 +195,8 @@ pub fn after_pass(notifier: Option<&Notifier>, state: &State, outcomes: &[Outcom
 pub struct Notifier {
     config: Notify,
     tx: Option<SyncSender<Event>>,
-    thread: Option<JoinHandle<()>>,
+    /// The delivery thread, and word from it that it has delivered all.
+    thread: Option<(JoinHandle<()>, Receiver<()>)>,
 }
 
 impl Notifier {
@@ -208,17 +209,26 @@ impl Notifier {
         }
         let timeout = config.timeout.0;
         let policy = freshen_http::Policy { timeout_connect: timeout, timeout_response: timeout, timeout_global: Some(timeout), ..http.clone() };
-        let client = config.webhook.as_ref().and_then(|url| match freshen_http::Client::new(&policy) {
-            Ok(c) => Some((c, url.clone())),
-            Err(e) => {
-                warn!(error = %e, "notifications: cannot set up the webhook's HTTP client");
-                None
-            }
-        });
         let (tx, rx) = sync_channel(QUEUE);
-        let receivers = Receivers { webhook: client, command: config.command.clone(), timeout, attempts: config.retries.saturating_add(1) };
-        let thread = std::thread::Builder::new().name("notify".into()).spawn(move || receivers.deliver_all(rx)).ok()?;
-        Some(Notifier { config: config.clone(), tx: Some(tx), thread: Some(thread) })
+        let (done_tx, done) = sync_channel(1);
+        let (webhook, command, attempts) = (config.webhook.clone(), config.command.clone(), config.retries.saturating_add(1));
+        // The client (trust store, proxies) is set up by the thread, while
+        // the pass runs.
+        let thread = std::thread::Builder::new()
+            .name("notify".into())
+            .spawn(move || {
+                let webhook = webhook.and_then(|url| match freshen_http::Client::new(&policy) {
+                    Ok(c) => Some((c, url)),
+                    Err(e) => {
+                        warn!(error = %e, "notifications: cannot set up the webhook's HTTP client");
+                        None
+                    }
+                });
+                Receivers { webhook, command, timeout, attempts }.deliver_all(rx);
+                let _ = done_tx.send(());
+            })
+            .ok()?;
+        Some(Notifier { config: config.clone(), tx: Some(tx), thread: Some((thread, done)) })
     }
 
     /// Queues `event`; a full queue drops it (logged).
@@ -235,16 +245,13 @@ impl Notifier {
     /// left then is given up (logged).
     pub fn finish(mut self, wait: Duration) {
         drop(self.tx.take());
-        let Some(thread) = self.thread.take() else { return };
-        let deadline = Instant::now() + wait;
-        while !thread.is_finished() {
-            if Instant::now() >= deadline {
-                warn!(waited_seconds = wait.as_secs(), "notifications: not all delivered in time; giving up");
-                return;
+        let Some((thread, done)) = self.thread.take() else { return };
+        match done.recv_timeout(wait) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = thread.join();
             }
-            std::thread::sleep(Duration::from_millis(20));
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => warn!(waited_seconds = wait.as_secs(), "notifications: not all delivered in time; giving up"),
         }
-        let _ = thread.join();
     }
 }
 
