@@ -154,60 +154,58 @@ fn install(args: InstallArgs) -> Result<()> {
     }
 
     let packaged = PACKAGED_UNITS.iter().map(Path::new).find(|p| inside(&root, p).is_file());
-    let before = std::mem::take(&mut w.changed);
-    let unit_path = match packaged {
+    let (unit_path, unit_changed) = w.step(|w| match packaged {
         Some(p) => {
-            w.said.push(format!("using the packaged unit {}", inside(&root, p).display()));
-            p.to_path_buf()
+            w.said.push(format!("using the packaged unit {}", inside(w.root, p).display()));
+            Ok(p.to_path_buf())
         }
         None => {
-            w.file(Path::new(UNIT_PATH), unit_for(&exec_path(&root)?).as_bytes(), 0o644, true)?;
-            PathBuf::from(UNIT_PATH)
+            w.file(Path::new(UNIT_PATH), unit_for(&exec_path(w.root)?).as_bytes(), 0o644, true)?;
+            Ok(PathBuf::from(UNIT_PATH))
         }
+    })?;
+    let plugin_changed = match args.dokku {
+        true => w.step(|w| install_plugin(w, &config))?.1,
+        false => false,
     };
-    let unit_changed = std::mem::replace(&mut w.changed, before);
-    w.changed |= unit_changed;
-
-    if args.dokku {
-        let before = std::mem::take(&mut w.changed);
-        install_plugin(&mut w, &config)?;
-        let plugin_changed = std::mem::replace(&mut w.changed, before) ;
-        w.changed |= plugin_changed;
-        if on_host && plugin_changed {
-            // Dokku's own way: `plugin:install` without a URL runs every
-            // enabled plugin's install trigger.
-            run_checked(Command::new(&config.dokku.command).arg("plugin:install"), "dokku plugin:install")?;
-            w.said.push("ran Dokku's install triggers (dokku plugin:install)".into());
-        }
-    }
-
-    if on_host {
-        let running = systemctl_ok(&["is-enabled", "--quiet", UNIT_NAME]) && systemctl_ok(&["is-active", "--quiet", UNIT_NAME]);
-        if unit_changed || !running {
-            systemctl(&["daemon-reload"])?;
-            systemctl(&["enable", "--now", UNIT_NAME])?;
-            w.said.push(format!("enabled and started {UNIT_NAME}"));
-            if !w.manifest.enabled {
-                w.manifest.enabled = true;
-                w.changed = true;
-            }
-        }
-    } else {
+    if !on_host {
         // What `systemctl enable` does for WantedBy=multi-user.target.
         w.link(Path::new("/etc/systemd/system/multi-user.target.wants/freshen.service"), &unit_path)?;
     }
-
+    // Recorded before systemctl and Dokku are asked anything, so that
+    // uninstall finds what was written even if they fail.
     let changed = w.changed;
     if changed {
         manifest::write(&root, &w.manifest)?;
     }
-    for line in &w.said {
+    for line in w.said.drain(..) {
         println!("{line}");
     }
-    if !changed {
-        println!("nothing to do: freshen is installed as before");
-    } else {
+
+    if on_host && plugin_changed {
+        // Dokku's own way: `plugin:install` without a URL runs every
+        // enabled plugin's install trigger.
+        run_checked(Command::new(&config.dokku.command).arg("plugin:install"), "dokku plugin:install")?;
+        println!("ran Dokku's install triggers (dokku plugin:install)");
+    }
+    let mut started = false;
+    if on_host {
+        let running = systemctl_ok(&["is-enabled", "--quiet", UNIT_NAME]) && systemctl_ok(&["is-active", "--quiet", UNIT_NAME]);
+        if unit_changed || !running {
+            if !w.manifest.enabled {
+                w.manifest.enabled = true;
+                manifest::write(&root, &w.manifest)?;
+            }
+            systemctl(&["daemon-reload"])?;
+            systemctl(&["enable", "--now", UNIT_NAME])?;
+            println!("enabled and started {UNIT_NAME}");
+            started = true;
+        }
+    }
+    if changed {
         println!("recorded in {}", inside(&root, &w.manifest.state_dir.join(manifest::FILE)).display());
+    } else if !started {
+        println!("nothing to do: freshen is installed as before");
     }
     Ok(())
 }
@@ -310,9 +308,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let parsed = Config::parse(&open, Path::new("skeleton")).unwrap();
-        let mut want = Config::default();
-        want.cache_dir = "/var/cache/freshen".into();
-        want.listen = Some("127.0.0.1:9999".parse().unwrap());
+        let want = Config { cache_dir: "/var/cache/freshen".into(), listen: Some("127.0.0.1:9999".parse().unwrap()), ..Config::default() };
         assert_eq!(parsed.to_toml(), want.to_toml());
         // And every key of the configuration is there.
         for line in want.to_toml().lines().filter(|l| l.contains(" = ")) {

@@ -62,6 +62,15 @@ pub struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// Runs `f`, telling whether it wrote anything.
+    pub fn step<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<(T, bool)> {
+        let before = std::mem::take(&mut self.changed);
+        let out = f(self)?;
+        let changed = std::mem::replace(&mut self.changed, before);
+        self.changed |= changed;
+        Ok((out, changed))
+    }
+
     fn record(&mut self, entry: Entry) {
         self.manifest.entries.retain(|e| e.path() != entry.path());
         self.manifest.entries.push(entry);
