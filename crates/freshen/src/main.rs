@@ -8,7 +8,7 @@ mod vex;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Exit codes, documented in the README.
 pub mod exit {
@@ -50,6 +50,11 @@ enum Command {
     Cache(commands::cache::Args),
     /// What the state database knows: every target's pending security fixes, exposure and last action.
     Status(commands::status::Args),
+    /// Print the shell completion script (e.g. `freshen completions bash > /etc/bash_completion.d/freshen`).
+    Completions(commands::completions::Args),
+    /// Write the man pages into a directory (for packaging).
+    #[command(hide = true)]
+    Manpages(commands::completions::ManpagesArgs),
 }
 
 /// Whether the process is still running, was interrupted (Ctrl-C), or has
@@ -90,6 +95,8 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(args),
         Command::Watch(args) => commands::watch::run(args),
         Command::Cache(args) => commands::cache::run(args),
+        Command::Completions(args) => commands::completions::run(args, Cli::command()),
+        Command::Manpages(args) => commands::completions::manpages(args, Cli::command()),
     };
     // A command that failed because of Ctrl-C (its child processes got the
     // signal too) leaves the report to the handler, which exits with 130.
