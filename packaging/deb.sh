@@ -11,7 +11,7 @@
 # Reproducible: every time is SOURCE_DATE_EPOCH (default: the last commit's),
 # files sorted, owned by root.
 #
-# usage: packaging/deb.sh [--binary PATH] [--out DIR]
+# usage: packaging/deb.sh [--binary PATH] [--out DIR]   (prints the .deb's path)
 #   --binary PATH  package this binary (default: `cargo build --release -p freshen`)
 #   --out DIR      write the .deb here (default: the cargo target dir's debian/)
 set -euo pipefail
@@ -38,7 +38,10 @@ fi
 [ -x "$binary" ] || die "$binary: not an executable"
 out=${out:-$target/debian}
 
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct)}
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+  SOURCE_DATE_EPOCH=$(git -C "$repo" log -1 --format=%ct 2>/dev/null) || die "$repo is not a git checkout: set SOURCE_DATE_EPOCH"
+fi
+export SOURCE_DATE_EPOCH
 export LC_ALL=C TZ=UTC
 umask 022
 upstream=$("$binary" --version | awk '{print $2}')
@@ -46,7 +49,9 @@ upstream=$("$binary" --version | awk '{print $2}')
 # Debian revision 1: the packaging is not part of the upstream version.
 version=$upstream-1
 arch=$(dpkg-architecture -qDEB_HOST_ARCH)
-maintainer=${DEB_MAINTAINER:-$(git -C "$repo" log -1 --format='%an <%ae>')}
+# The Maintainer field: DEB_MAINTAINER, else the last commit's author.
+maintainer=${DEB_MAINTAINER:-$(git -C "$repo" log -1 --format='%an <%ae>' 2>/dev/null || true)}
+[ -n "$maintainer" ] || die "set DEB_MAINTAINER (\"Name <email>\") outside a git checkout"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -71,10 +76,10 @@ mkdir -p "$pkg/usr/share/man/man1"
 for page in "$work"/man/*.1; do
   gzip -9n < "$page" > "$pkg/usr/share/man/man1/$(basename "$page").gz"
 done
-complete() { mkdir -p "$(dirname "$pkg/$2")"; "$binary" completions "$1" > "$pkg/$2"; }
-complete bash usr/share/bash-completion/completions/freshen
-complete zsh usr/share/zsh/vendor-completions/_freshen
-complete fish usr/share/fish/vendor_completions.d/freshen.fish
+completion() { mkdir -p "$(dirname "$pkg/$2")"; "$binary" completions "$1" > "$pkg/$2"; }
+completion bash usr/share/bash-completion/completions/freshen
+completion zsh usr/share/zsh/vendor-completions/_freshen
+completion fish usr/share/fish/vendor_completions.d/freshen.fish
 
 # Documentation: the copyright file (machine-readable) and the changelog.
 doc=$pkg/usr/share/doc/freshen
@@ -104,11 +109,11 @@ License: Apache-2.0
  On Debian systems, the complete text of the Apache License, Version 2.0
  can be found in "/usr/share/common-licenses/Apache-2.0".
 COPYRIGHT
-commit=$(git -C "$repo" rev-parse --short=12 HEAD)
+commit=$(git -C "$repo" rev-parse --short=12 HEAD 2>/dev/null || true)
 {
   echo "freshen ($version) unstable; urgency=medium"
   echo
-  echo "  * Built from the freshen repository at commit $commit."
+  echo "  * Built from the freshen sources${commit:+ at commit $commit}."
   echo
   echo " -- $maintainer  $(date -R -d "@$SOURCE_DATE_EPOCH")"
 } | gzip -9n > "$doc/changelog.Debian.gz"

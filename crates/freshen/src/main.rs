@@ -50,7 +50,7 @@ enum Command {
     Cache(commands::cache::Args),
     /// What the state database knows: every target's pending security fixes, exposure and last action.
     Status(commands::status::Args),
-    /// Print the shell completion script (e.g. `freshen completions bash > /etc/bash_completion.d/freshen`).
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell (the Debian package installs them).
     Completions(commands::completions::Args),
     /// Write the man pages into a directory (for packaging).
     #[command(hide = true)]

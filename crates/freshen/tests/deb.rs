@@ -51,6 +51,8 @@ fn deb_installs_works_and_removes_cleanly() {
     let before = files(&chroot.root);
 
     chroot.run(&["dpkg", "-i", "/tmp/freshen.deb"]);
+    // Every installed file matches the package's md5sums.
+    assert_eq!(chroot.run(&["dpkg", "--verify", "freshen"]), "");
     assert_eq!(chroot.run(&["freshen", "--version"]), format!("freshen {}\n", env!("CARGO_PKG_VERSION")));
 
     // The man pages: the main one carries the clap about; nested commands have their own.
@@ -130,6 +132,7 @@ fn in_chroot(root: &Path, args: &[&str]) -> Output {
         .arg(root)
         .args(args)
         .env("LC_ALL", "C")
+        .env("SYSTEMD_COLORS", "0")
         .output()
         .unwrap()
 }
