@@ -8,7 +8,7 @@ mod vex;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Exit codes, documented in the README.
 pub mod exit {
@@ -52,6 +52,11 @@ enum Command {
     Status(commands::status::Args),
     /// Set freshen up on this host: `host install` (systemd unit for `watch`, configuration, directories, Dokku plugin) and `host uninstall`.
     Host(commands::install::Args),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell (the Debian package installs them).
+    Completions(commands::completions::Args),
+    /// Write the man pages into a directory (for packaging).
+    #[command(hide = true)]
+    Manpages(commands::completions::ManpagesArgs),
 }
 
 /// Whether the process is still running, was interrupted (Ctrl-C), or has
@@ -93,6 +98,8 @@ fn main() -> ExitCode {
         Command::Watch(args) => commands::watch::run(args),
         Command::Cache(args) => commands::cache::run(args),
         Command::Host(args) => commands::install::run(args),
+        Command::Completions(args) => commands::completions::run(args, Cli::command()),
+        Command::Manpages(args) => commands::completions::manpages(args, Cli::command()),
     };
     // A command that failed because of Ctrl-C (its child processes got the
     // signal too) leaves the report to the handler, which exits with 130.

@@ -1,4 +1,5 @@
 pub mod cache;
+pub mod completions;
 pub mod copy;
 pub mod host;
 pub mod install;
