@@ -22,11 +22,13 @@ pub mod lock;
 pub mod model;
 pub mod pass;
 pub mod recreate;
+pub mod report;
 mod reuse;
 pub mod size;
 pub mod state;
 pub mod stop;
 pub mod watch;
+pub mod web;
 
 pub use config::Config;
 pub use error::{Error, Result};

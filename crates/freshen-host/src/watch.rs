@@ -6,10 +6,12 @@
 //! of events giving one pass once they have been quiet for [`QUIET`].
 //! A pass holds the pass lock; one already running elsewhere is not
 //! started twice. A stop ([`crate::stop`]) ends the wait at once, or the
-//! pass in flight after its current step.
+//! pass in flight after its current step. With `listen` configured, the
+//! status page and metrics ([`crate::web`]) are served meanwhile.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use freshen_apt::Fetcher;
@@ -21,6 +23,7 @@ use crate::lock::PassLock;
 use crate::pass::{self, Context};
 use crate::state::State;
 use crate::stop;
+use crate::web::{self, Live};
 
 /// How long events must be quiet before the pass they call for starts.
 pub const QUIET: Duration = Duration::from_millis(1500);
@@ -34,6 +37,23 @@ enum Wake {
 /// Watches until a stop is asked for; `interval` is how often the
 /// archives are asked whether they published.
 pub fn watch(ctx: &Context, interval: Duration) -> Result<()> {
+    let live = Arc::new(Live::default());
+    let server = match ctx.config.listen {
+        Some(addr) => {
+            let server = web::serve(addr, ctx.config.state_dir.clone(), live.clone())?;
+            info!(address = %server.addr(), "serving the status page and metrics");
+            Some(server)
+        }
+        None => None,
+    };
+    let result = watch_loop(ctx, interval, &live);
+    if let Some(s) = server {
+        s.stop();
+    }
+    result
+}
+
+fn watch_loop(ctx: &Context, interval: Duration, live: &Live) -> Result<()> {
     let (tx, rx) = channel();
     let stop_tx = tx.clone();
     stop::on_request(move || {
@@ -45,7 +65,9 @@ pub fn watch(ctx: &Context, interval: Duration) -> Result<()> {
     let mut seen = BTreeMap::new();
     loop {
         if let Some(reason) = why.take() {
+            let started = Instant::now();
             one_pass(ctx, &reason);
+            live.pass_done(started.elapsed().as_secs_f64());
         }
         if stop::requested() {
             return Ok(());
@@ -59,7 +81,11 @@ pub fn watch(ctx: &Context, interval: Duration) -> Result<()> {
             Err(RecvTimeoutError::Timeout) => {
                 next_probe = Instant::now() + interval;
                 match sources_changed(ctx, &mut seen) {
-                    Ok(changed) if !changed.is_empty() => why = Some(format!("published: {}", changed.join(", "))),
+                    Ok(changed) if !changed.is_empty() => {
+                        let now = chrono::Utc::now();
+                        changed.iter().for_each(|url| live.published(url, now));
+                        why = Some(format!("published: {}", changed.join(", ")));
+                    }
                     Ok(_) => {}
                     Err(e) => warn!(error = %e, "cannot ask the archives whether they published"),
                 }
