@@ -225,3 +225,18 @@ fn without_times(mut v: Value) -> Value {
     v
 }
 
+
+#[test]
+fn an_address_that_cannot_be_listened_on_is_one_error_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let work = tempdir();
+    let config = work.join("freshen.toml");
+    std::fs::write(&config, format!("listen = \"{addr}\"\n")).unwrap();
+    let state = work.join("state");
+    let out = freshen(&["watch", "--config", config.to_str().unwrap(), "--state", state.to_str().unwrap(), "--docker-host", "unix:///nonexistent/docker.sock"], &work.join("cache"));
+    assert_error(&out, &[&format!("listen {addr}: ")]);
+    std::fs::write(&config, "listen = \"localhost\"\n").unwrap();
+    let out = freshen(&["watch", "--config", config.to_str().unwrap(), "--state", state.to_str().unwrap()], &work.join("cache"));
+    assert_error(&out, &["freshen.toml:1: listen: "]);
+}

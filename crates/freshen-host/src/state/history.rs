@@ -36,7 +36,6 @@ pub struct Incident {
 pub struct Exposure {
     pub kind: String,
     pub name: String,
-    pub image: String,
     pub pending_security: usize,
     pub exposure_seconds: Option<i64>,
 }
@@ -85,7 +84,7 @@ impl State {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT t.id, t.kind, t.name, t.image, f.fixed_on, f.first_seen, f.id IS NOT NULL FROM targets t
+                "SELECT t.id, t.kind, t.name, f.fixed_on, f.first_seen, f.id IS NOT NULL FROM targets t
                  LEFT JOIN fixes f ON f.target_id = t.id AND f.resolved_at IS NULL AND f.security = 1 AND f.held = 0
                  WHERE t.active = 1 ORDER BY t.kind, t.name",
             )
@@ -97,12 +96,12 @@ impl State {
             let id: i64 = r.get(0).map_err(&err)?;
             if last != Some(id) {
                 last = Some(id);
-                out.push(Exposure { kind: r.get(1).map_err(&err)?, name: r.get(2).map_err(&err)?, image: r.get(3).map_err(&err)?, pending_security: 0, exposure_seconds: None });
+                out.push(Exposure { kind: r.get(1).map_err(&err)?, name: r.get(2).map_err(&err)?, pending_security: 0, exposure_seconds: None });
             }
-            if r.get::<_, bool>(6).map_err(&err)? {
+            if r.get::<_, bool>(5).map_err(&err)? {
                 let e = out.last_mut().expect("pushed above");
                 e.pending_security += 1;
-                let seconds = exposure(parse_time(r.get(4).map_err(&err)?), parse_time(r.get(5).map_err(&err)?), None, now);
+                let seconds = exposure(parse_time(r.get(3).map_err(&err)?), parse_time(r.get(4).map_err(&err)?), None, now);
                 e.exposure_seconds = e.exposure_seconds.max(seconds);
             }
         }

@@ -13,7 +13,7 @@ use crate::state::Window;
 pub const DAYS: i64 = 30;
 const W: f64 = 800.0;
 const H: f64 = 200.0;
-const LEFT: f64 = 58.0;
+const LEFT: f64 = 66.0;
 const BOTTOM: f64 = 32.0;
 const TOP: f64 = 12.0;
 
@@ -73,7 +73,7 @@ pub fn svg(windows: &[Window], now: DateTime<Utc>) -> String {
 fn axis_label(hours: f64, top_h: f64) -> String {
     match hours {
         0.0 => "0".into(),
-        h if top_h <= 1.0 => format!("{}m", (h * 60.0).round()),
+        h if top_h <= 1.0 && h < 1.0 => format!("{}m", (h * 60.0).round()),
         h if top_h <= 48.0 => format!("{}h", (h * 10.0).round() / 10.0),
         h => format!("{}d", (h / 24.0 * 10.0).round() / 10.0),
     }

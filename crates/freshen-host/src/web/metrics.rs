@@ -85,10 +85,44 @@ fn per_target(registry: &mut Registry, targets: &[Exposure]) {
     let pending = Family::<Labels, Gauge>::default();
     let exposure = Family::<Labels, Gauge>::default();
     for t in targets {
-        let labels = vec![("kind", t.kind.clone()), ("target", t.name.clone()), ("image", t.image.clone())];
+        // Not the image: a label that changes with each deploy would start
+        // a new series.
+        let labels = vec![("kind", t.kind.clone()), ("target", t.name.clone())];
         pending.get_or_create(&labels).set(t.pending_security as i64);
         exposure.get_or_create(&labels).set(t.exposure_seconds.unwrap_or(0));
     }
     registry.register("freshen_pending_security_fixes", "Security fixes apt-get upgrade would install in the target's image", pending);
     registry.register("freshen_open_exposure_seconds", "How long the target's oldest pending security fix has been available", exposure);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Action, Kind, Outcome, Pending, Target};
+
+    #[test]
+    fn per_target_gauges_totals_and_the_pass_histogram() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open_writer(dir.path()).unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let fix = Pending { package: "libc6".into(), arch: "amd64".into(), installed: "1".into(), candidate: "2".into(), suite: "s".into(), security: true, held_back: None, held: false, cves: vec![], fixed_on: None };
+        let target = Target { kind: Kind::Container, name: "web".into(), image: "web:1".into(), image_id: None, source: None, skip: None };
+        let pass = s.begin_pass(t0, false).unwrap();
+        s.record_pass(pass, &[], &[Outcome { pending: Some(vec![fix]), ..Outcome::new(target, Action::Failed, Some("boom".into())) }], true, t0, None).unwrap();
+        let live = Live::default();
+        live.pass_done(3.0);
+        let text = render(&State::open_reader(dir.path()).unwrap(), &live, t0 + chrono::Duration::seconds(90)).unwrap();
+        for line in [
+            "freshen_pending_security_fixes{kind=\"container\",target=\"web\"} 1",
+            "freshen_open_exposure_seconds{kind=\"container\",target=\"web\"} 90",
+            "freshen_failures_total 1",
+            "freshen_patches_total 0",
+            "freshen_last_successful_pass_timestamp_seconds 1767225600",
+            "freshen_pass_duration_seconds_count 1",
+            "freshen_pass_duration_seconds_bucket{le=\"4.0\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
 }

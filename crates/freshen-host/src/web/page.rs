@@ -278,6 +278,7 @@ table.targets{width:100%;border-collapse:collapse;background:var(--card);border:
 .targets td{padding:10px 12px;vertical-align:top}
 .targets tbody.target{border-top:1px solid var(--line)}
 .num{text-align:right}
+.targets th:nth-child(2){width:26%}
 .name{font-weight:600;overflow-wrap:anywhere}
 .sub{font-size:.85rem;color:var(--muted);overflow-wrap:anywhere}
 .image{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.8rem}
