@@ -52,7 +52,9 @@ pub struct Config {
     pub cache_max_size: Size,
     /// ... and removes what was not used for this long.
     pub cache_max_age: Span,
-    /// Where `watch` serves its status page and metrics (off when unset).
+    /// Where `watch` serves its status page, `/metrics`, `/api/status` and
+    /// `/healthz` (`127.0.0.1:9470`); off unless set.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<std::net::SocketAddr>,
     /// Dokku, when the host runs it.
     pub dokku: Dokku,
@@ -127,8 +129,8 @@ impl Default for Config {
             cache_dir: default_cache_dir(),
             cache_max_size: Size(20 << 30),
             cache_max_age: Span(Duration::from_secs(30 * 86_400)),
-            dokku: Dokku::default(),
             listen: None,
+            dokku: Dokku::default(),
             notify: Notify::default(),
         }
     }
@@ -238,12 +240,14 @@ mod tests {
         assert_eq!(c.state_dir, Path::new("/var/lib/freshen"));
         assert_eq!(c.dokku.command, "dokku");
         assert_eq!((c.cache_max_size, c.cache_max_age.0), (Size(20 << 30), Duration::from_secs(30 * 86_400)));
-        let text = "containers = \"labelled\"\nimages = [\"docker://r/base:1\"]\ninterval = \"1m30s\"\ncache_max_size = \"500M\"\ncache_max_age = \"7d\"\n[dokku]\nlib_root = \"/srv/dokku\"\n";
+        assert_eq!(c.listen, None);
+        let text = "listen = \"127.0.0.1:9470\"\ncontainers = \"labelled\"\nimages = [\"docker://r/base:1\"]\ninterval = \"1m30s\"\ncache_max_size = \"500M\"\ncache_max_age = \"7d\"\n[dokku]\nlib_root = \"/srv/dokku\"\n";
         let c = Config::parse(text, Path::new("f.toml")).unwrap();
         assert_eq!((c.containers, c.images.len(), c.interval.0.as_secs()), (Containers::Labelled, 1, 90));
         assert_eq!(c.dokku.lib_root, Path::new("/srv/dokku"));
+        assert_eq!(c.listen, Some("127.0.0.1:9470".parse().unwrap()));
         assert_eq!((c.cache_max_size.0, c.cache_max_age.0.as_secs()), (500 << 20, 7 * 86_400));
-        assert_eq!((c.notify.pending_after.0.as_secs(), c.notify.webhook.as_deref(), c.listen), (86_400, None, None));
+        assert_eq!((c.notify.pending_after.0.as_secs(), c.notify.webhook.as_deref()), (86_400, None));
         let text = format!("{text}[notify]\nwebhook = \"http://127.0.0.1:1/hook\"\ncommand = [\"/bin/true\"]\npending_after = \"2h\"\n");
         let c = Config::parse(&text, Path::new("f.toml")).unwrap();
         assert_eq!((c.notify.pending_after.0.as_secs(), c.notify.command.len()), (7200, 1));
@@ -271,6 +275,8 @@ mod tests {
         assert!(e.starts_with("f.toml:2: notify.webhook: `ftp://x/` is not an http"), "{e}");
         let e = err("[notify]\npending_after = \"a day\"\n");
         assert!(e.starts_with("f.toml:2: notify.pending_after: invalid duration"), "{e}");
+        let e = err("listen = \"localhost\"\n");
+        assert!(e.starts_with("f.toml:1: listen: "), "{e}");
         let e = err("interval = 5\n");
         assert!(e.starts_with("f.toml:1: interval:"), "{e}");
     }

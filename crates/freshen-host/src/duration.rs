@@ -32,6 +32,17 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(millis))
 }
 
+/// A length of time for people: `3d 4h`, `2h 5m`, `7m`, `40s`.
+pub fn human(secs: i64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
 impl fmt::Display for Span {
     /// The shortest form that parses back to the same value (`90s` → `1m30s`).
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {

@@ -20,6 +20,9 @@ pub enum Error {
     /// Another pass holds the state directory's lock.
     #[error("another freshen pass (pid {pid}) holds the lock {path}; try again when it has finished")]
     Locked { path: PathBuf, pid: String },
+    /// The address `watch` serves its status page on.
+    #[error("listen {addr}: {message}")]
+    Listen { addr: std::net::SocketAddr, message: String },
     /// Dokku's command or its files.
     #[error("dokku: {0}")]
     Dokku(String),

@@ -25,12 +25,14 @@ pub mod model;
 pub mod notify;
 pub mod pass;
 pub mod recreate;
+pub mod report;
 mod reuse;
 pub mod size;
 pub mod state;
 pub mod stop;
 pub mod systemd;
 pub mod watch;
+pub mod web;
 
 pub use config::Config;
 pub use error::{Error, Result};

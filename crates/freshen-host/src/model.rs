@@ -77,6 +77,8 @@ pub struct Scanned {
     pub installed: usize,
     pub pending: Vec<Pending>,
     pub seconds: f64,
+    /// The image's distribution (os-release `ID`: `debian`, `ubuntu`).
+    pub distro: Option<String>,
 }
 
 /// Why a scan gave nothing.
@@ -126,6 +128,8 @@ pub struct Outcome {
     /// The updates a deploy put into service this pass (seen pending by
     /// this pass's scan, resolved when the deploy was accepted).
     pub fixed: Vec<Pending>,
+    /// The image's distribution (os-release `ID`), when scanned.
+    pub distro: Option<String>,
     /// The plan: patch this target's image and redeploy it.
     pub to_patch: bool,
     /// The patch of the target's image, when one was made this pass.
@@ -176,7 +180,7 @@ pub fn fix_set<'a>(updates: impl IntoIterator<Item = &'a Pending>) -> String {
 impl Outcome {
     /// An outcome with nothing patched or deployed.
     pub fn new(target: Target, action: Action, reason: Option<String>) -> Outcome {
-        Outcome { target, action, reason, image_id: None, pending: None, fixed: Vec::new(), to_patch: false, patch: None, deploy: None }
+        Outcome { target, action, reason, image_id: None, pending: None, fixed: Vec::new(), distro: None, to_patch: false, patch: None, deploy: None }
     }
 
     /// Security fixes `apt-get upgrade` would install.

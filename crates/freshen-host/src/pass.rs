@@ -213,7 +213,7 @@ fn scan_image_inner(ctx: &Context, fetcher: &Fetcher, source: &str) -> std::resu
         .collect();
     // Memoised by the fetcher: what the scan read, no new request.
     let releases = freshen_apt::probe::probe(fetcher, &freshen_apt::probe::release_urls(fetcher, &scan.system)).map_err(|e| failed(&e))?;
-    let scanned = Scanned { image_id: image_id.unwrap_or_else(|| source.to_string()), installed: scan.system.installed.len(), pending, seconds: started.elapsed().as_secs_f64() };
+    let scanned = Scanned { image_id: image_id.unwrap_or_else(|| source.to_string()), installed: scan.system.installed.len(), pending, seconds: started.elapsed().as_secs_f64(), distro: scan.system.os.id.clone() };
     Ok((scanned, releases))
 }
 
@@ -246,7 +246,7 @@ pub fn plan(targets: &[Target], scans: &Scans, dry_run: bool, all: bool) -> Vec<
                         (Action::Failed, Some("planned for a patch that did not run".into()))
                     };
                     let to_patch = wanted > 0 && !dry_run;
-                    Outcome { image_id: Some(s.image_id.clone()), pending: Some(s.pending.clone()), to_patch, ..outcome(action, reason) }
+                    Outcome { image_id: Some(s.image_id.clone()), pending: Some(s.pending.clone()), distro: s.distro.clone(), to_patch, ..outcome(action, reason) }
                 }
             }
         })

@@ -42,7 +42,7 @@ pub(crate) fn recorded(fetcher: &Fetcher, state: &State, source: &str) -> Option
     }
     Some(match recorded.unsupported {
         Some(m) => Err(ScanFailure::Unsupported(m)),
-        None => Ok(Scanned { image_id: recorded.image_id, installed: recorded.installed, pending: recorded.pending, seconds: 0.0 }),
+        None => Ok(Scanned { image_id: recorded.image_id, installed: recorded.installed, pending: recorded.pending, seconds: 0.0, distro: recorded.distro }),
     })
 }
 
@@ -51,8 +51,8 @@ pub(crate) fn recorded(fetcher: &Fetcher, state: &State, source: &str) -> Option
 pub(crate) fn remember(state: &State, source: &str, result: &Result<Scanned, ScanFailure>, releases: BTreeMap<String, String>) {
     let Some(key) = image_key(source) else { return };
     let recorded = match result {
-        Ok(s) => RecordedScan { image_id: s.image_id.clone(), installed: s.installed, pending: s.pending.clone(), unsupported: None, releases },
-        Err(ScanFailure::Unsupported(m)) => RecordedScan { image_id: key.to_string(), installed: 0, pending: Vec::new(), unsupported: Some(m.clone()), releases },
+        Ok(s) => RecordedScan { image_id: s.image_id.clone(), installed: s.installed, pending: s.pending.clone(), unsupported: None, releases, distro: s.distro.clone() },
+        Err(ScanFailure::Unsupported(m)) => RecordedScan { image_id: key.to_string(), installed: 0, pending: Vec::new(), unsupported: Some(m.clone()), releases, distro: None },
         Err(ScanFailure::Failed(_)) => return,
     };
     if let Err(e) = state.record_scan(key, &recorded, Utc::now()) {

@@ -14,6 +14,9 @@ use serde::Serialize;
 use crate::error::{db_err, io_err, Error, Result};
 use crate::model::{Action, Outcome, Pending, PatchRecord};
 
+mod history;
+pub use history::{Exposure, Incident, Totals, Window};
+
 /// The database's file name in the state directory.
 pub const FILE: &str = "state.db";
 
@@ -126,6 +129,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE scans ADD COLUMN reused INTEGER NOT NULL DEFAULT 0;",
     // 4: when a notification told that a fix had been pending too long.
     "ALTER TABLE fixes ADD COLUMN overdue_told_at TEXT;",
+    // 5: the distribution of a target's image (os-release ID), for links
+    // to its security tracker; windows closed recently (the status page)
+    // found by time.
+    "ALTER TABLE targets ADD COLUMN distro TEXT;
+    ALTER TABLE scan_results ADD COLUMN distro TEXT;
+    CREATE INDEX fixes_resolved ON fixes (resolved_at);",
 ];
 
 /// The schema version this freshen writes.
@@ -250,9 +259,9 @@ impl State {
             let t = &o.target;
             let image_id = o.image_id.as_ref().or(t.image_id.as_ref());
             tx.execute(
-                "INSERT INTO targets (kind, name, image, image_id, active, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
-                 ON CONFLICT (kind, name) DO UPDATE SET image = ?3, image_id = coalesce(?4, image_id), active = 1, last_seen = ?5",
-                params![t.kind.as_str(), t.name, t.image, image_id, now_s],
+                "INSERT INTO targets (kind, name, image, image_id, active, first_seen, last_seen, distro) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6)
+                 ON CONFLICT (kind, name) DO UPDATE SET image = ?3, image_id = coalesce(?4, image_id), active = 1, last_seen = ?5, distro = coalesce(?6, distro)",
+                params![t.kind.as_str(), t.name, t.image, image_id, now_s, o.distro],
             )
             .map_err(&err)?;
             let id: i64 = tx.query_row("SELECT id FROM targets WHERE kind = ?1 AND name = ?2", params![t.kind.as_str(), t.name], |r| r.get(0)).map_err(&err)?;
@@ -302,7 +311,7 @@ impl State {
             .conn
             .prepare(
                 "SELECT t.id, t.kind, t.name, t.image, t.image_id, a.action, a.at, a.reason,
-                   (SELECT count(*) FROM deploys WHERE target_id = t.id AND result = 'rolled-back') FROM targets t
+                   (SELECT count(*) FROM deploys WHERE target_id = t.id AND result = 'rolled-back'), t.distro FROM targets t
                  LEFT JOIN actions a ON a.id = (SELECT max(id) FROM actions WHERE target_id = t.id)
                  WHERE t.active = 1 ORDER BY t.kind, t.name",
             )
@@ -316,6 +325,7 @@ impl State {
                         name: r.get(2)?,
                         image: r.get(3)?,
                         image_id: r.get(4)?,
+                        distro: r.get(9)?,
                         pending_security: 0,
                         last_action: r.get(5)?,
                         last_action_at: parse_time(r.get(6)?),
@@ -441,14 +451,14 @@ impl State {
         let err = db_err(&self.path);
         let row = self
             .conn
-            .query_row("SELECT image_id, installed, pending, unsupported, releases FROM scan_results WHERE image_key = ?1", [key], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, usize>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?))
+            .query_row("SELECT image_id, installed, pending, unsupported, releases, distro FROM scan_results WHERE image_key = ?1", [key], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, usize>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?, r.get::<_, Option<String>>(5)?))
             })
             .optional()
             .map_err(&err)?;
-        let Some((image_id, installed, pending, unsupported, releases)) = row else { return Ok(None) };
+        let Some((image_id, installed, pending, unsupported, releases, distro)) = row else { return Ok(None) };
         let bad = |e: serde_json::Error| Error::State { path: self.path.clone(), message: format!("recorded scan of {key}: {e}") };
-        Ok(Some(RecordedScan { image_id, installed, pending: serde_json::from_str(&pending).map_err(bad)?, unsupported, releases: serde_json::from_str(&releases).map_err(bad)? }))
+        Ok(Some(RecordedScan { image_id, installed, pending: serde_json::from_str(&pending).map_err(bad)?, unsupported, releases: serde_json::from_str(&releases).map_err(bad)?, distro }))
     }
 
     /// Records what a scan of the image `key` names found (replacing what
@@ -458,9 +468,9 @@ impl State {
         let releases = serde_json::to_string(&scan.releases).unwrap_or_default();
         self.conn
             .execute(
-                "INSERT INTO scan_results (image_key, image_id, installed, pending, unsupported, releases, scanned_at, used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
-                 ON CONFLICT (image_key) DO UPDATE SET image_id = ?2, installed = ?3, pending = ?4, unsupported = ?5, releases = ?6, scanned_at = ?7, used_at = ?7",
-                params![key, scan.image_id, scan.installed, pending, scan.unsupported, releases, time(now)],
+                "INSERT INTO scan_results (image_key, image_id, installed, pending, unsupported, releases, scanned_at, used_at, distro) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
+                 ON CONFLICT (image_key) DO UPDATE SET image_id = ?2, installed = ?3, pending = ?4, unsupported = ?5, releases = ?6, scanned_at = ?7, used_at = ?7, distro = ?8",
+                params![key, scan.image_id, scan.installed, pending, scan.unsupported, releases, time(now), scan.distro],
             )
             .map_err(db_err(&self.path))?;
         Ok(())
@@ -504,6 +514,8 @@ pub struct RecordedScan {
     /// The Release files the scan read and their SHA256
     /// ([`freshen_apt::probe`]).
     pub releases: BTreeMap<String, String>,
+    /// The image's distribution (os-release `ID`).
+    pub distro: Option<String>,
 }
 
 /// Upserts a target's pending updates and those a deploy fixed this pass: a
@@ -598,6 +610,8 @@ pub struct TargetStatus {
     pub name: String,
     pub image: String,
     pub image_id: Option<String>,
+    /// The image's distribution (os-release `ID`: `debian`, `ubuntu`).
+    pub distro: Option<String>,
     pub pending_security: usize,
     pub last_action: Option<String>,
     pub last_action_at: Option<DateTime<Utc>>,
@@ -717,8 +731,8 @@ mod tests {
         let s = State::open_writer(dir.path()).unwrap();
         let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
         let releases = |d: &str| BTreeMap::from([("http://m/d/InRelease".to_string(), d.to_string())]);
-        let a = RecordedScan { image_id: "sha256:a".into(), installed: 3, pending: vec![pending("libc6", "1")], unsupported: None, releases: releases("11") };
-        let b = RecordedScan { image_id: "sha256:b".into(), installed: 0, pending: vec![], unsupported: Some("no dpkg database".into()), releases: BTreeMap::new() };
+        let a = RecordedScan { image_id: "sha256:a".into(), installed: 3, pending: vec![pending("libc6", "1")], unsupported: None, releases: releases("11"), distro: Some("debian".into()) };
+        let b = RecordedScan { image_id: "sha256:b".into(), installed: 0, pending: vec![], unsupported: Some("no dpkg database".into()), releases: BTreeMap::new(), distro: None };
         s.record_scan("docker-daemon:sha256:a", &a, t0).unwrap();
         s.record_scan("docker-daemon:sha256:b", &b, t0).unwrap();
         assert_eq!(s.recorded_scan("docker-daemon:sha256:a").unwrap(), Some(a.clone()));

@@ -6,10 +6,12 @@
 //! of events giving one pass once they have been quiet for [`QUIET`].
 //! A pass holds the pass lock; one already running elsewhere is not
 //! started twice. A stop ([`crate::stop`]) ends the wait at once, or the
-//! pass in flight after its current step.
+//! pass in flight after its current step. With `listen` configured, the
+//! status page and metrics ([`crate::web`]) are served meanwhile.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use freshen_apt::Fetcher;
@@ -22,6 +24,7 @@ use crate::notify::Notifier;
 use crate::pass::{self, Context};
 use crate::state::State;
 use crate::stop;
+use crate::web::{self, Live};
 
 /// How long events must be quiet before the pass they call for starts.
 pub const QUIET: Duration = Duration::from_millis(1500);
@@ -37,6 +40,23 @@ enum Wake {
 /// Under systemd it says when it is watching (`READY=1`), alive
 /// (`WATCHDOG=1`, when the unit asks for it) and stopping.
 pub fn watch(ctx: &Context, interval: Duration) -> Result<()> {
+    let live = Arc::new(Live::default());
+    let server = match ctx.config.listen {
+        Some(addr) => {
+            let server = web::serve(addr, ctx.config.state_dir.clone(), live.clone())?;
+            info!(address = %server.addr(), "serving the status page and metrics");
+            Some(server)
+        }
+        None => None,
+    };
+    let result = watch_with(ctx, interval, &live);
+    if let Some(s) = server {
+        s.stop();
+    }
+    result
+}
+
+fn watch_with(ctx: &Context, interval: Duration, live: &Live) -> Result<()> {
     let (tx, rx) = channel();
     let stop_tx = tx.clone();
     stop::on_request(move || {
@@ -47,7 +67,7 @@ pub fn watch(ctx: &Context, interval: Duration) -> Result<()> {
     let notifier = Notifier::start(&ctx.config.notify, &ctx.http);
     crate::systemd::spawn_watchdog(|| !stop::requested());
     crate::systemd::notify("READY=1\nSTATUS=watching");
-    let result = watch_loop(ctx, interval, &rx, notifier.as_ref());
+    let result = watch_loop(ctx, interval, &rx, notifier.as_ref(), live);
     if let Some(n) = notifier {
         n.finish(FINISH);
     }
@@ -58,14 +78,16 @@ pub fn watch(ctx: &Context, interval: Duration) -> Result<()> {
 /// still queued.
 pub const FINISH: Duration = Duration::from_secs(30);
 
-fn watch_loop(ctx: &Context, interval: Duration, rx: &Receiver<Wake>, notifier: Option<&Notifier>) -> Result<()> {
+fn watch_loop(ctx: &Context, interval: Duration, rx: &Receiver<Wake>, notifier: Option<&Notifier>, live: &Live) -> Result<()> {
     let mut why = Some("start".to_string());
     let mut next_probe = Instant::now() + interval;
     let mut seen = BTreeMap::new();
     loop {
         if let Some(reason) = why.take() {
             crate::systemd::notify(&format!("STATUS=pass: {}", reason.replace('\n', " ")));
+            let started = Instant::now();
             one_pass(ctx, &reason, notifier);
+            live.pass_done(started.elapsed().as_secs_f64());
             crate::systemd::notify("STATUS=watching");
         }
         if stop::requested() {
@@ -80,7 +102,11 @@ fn watch_loop(ctx: &Context, interval: Duration, rx: &Receiver<Wake>, notifier: 
             Err(RecvTimeoutError::Timeout) => {
                 next_probe = Instant::now() + interval;
                 match sources_changed(ctx, &mut seen) {
-                    Ok(changed) if !changed.is_empty() => why = Some(format!("published: {}", changed.join(", "))),
+                    Ok(changed) if !changed.is_empty() => {
+                        let now = chrono::Utc::now();
+                        changed.iter().for_each(|url| live.published(url, now));
+                        why = Some(format!("published: {}", changed.join(", ")));
+                    }
                     Ok(_) => {}
                     Err(e) => warn!(error = %e, "cannot ask the archives whether they published"),
                 }

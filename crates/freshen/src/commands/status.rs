@@ -1,9 +1,14 @@
 //! `freshen status`: every target the last pass saw, read-only from the
-//! state database (needs no root, never blocks a running pass).
+//! state database (needs no root, never blocks a running pass): the most
+//! exposed first, each with its oldest pending security fix, and a summary
+//! line for the host.
+
+use std::io::Write;
 
 use anyhow::Result;
 use chrono::Utc;
-use freshen_host::hostinfo::HostReport;
+use freshen_host::duration::human;
+use freshen_host::report::StatusReport;
 use freshen_host::State;
 
 use super::host::HostArgs;
@@ -21,46 +26,50 @@ pub struct Args {
 pub fn run(args: Args) -> Result<u8> {
     let config = args.host.config()?;
     let state = State::open_reader(&config.state_dir)?;
-    let targets = state.status(Utc::now())?;
-    let host = HostReport::read(std::path::Path::new("/"));
+    let report = StatusReport::read(&state, std::path::Path::new("/"), Utc::now())?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "targets": targets, "host": host }))?;
-            use std::io::Write;
+            serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
-        Format::Text => {
-            let mut rows = vec![["KIND", "NAME", "IMAGE", "SECURITY", "EXPOSED", "ROLLBACKS", "LAST ACTION"].map(String::from).to_vec()];
-            for t in &targets {
-                let exposed = t.exposure_seconds.map_or("-".to_string(), human);
-                let action = match (&t.last_action, t.last_action_at) {
-                    (Some(a), Some(at)) => format!("{a} {}{}", at.format("%Y-%m-%d %H:%M UTC"), t.last_reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()),
-                    _ => "-".into(),
-                };
-                rows.push(vec![t.kind.clone(), t.name.clone(), t.image.clone(), t.pending_security.to_string(), exposed, t.rollbacks.to_string(), action]);
-            }
-            table(&rows, &mut out)?;
-            use std::io::Write;
-            let unattended = match (&host.error, host.unattended_upgrades_installed, host.unattended_upgrades_enabled) {
-                (Some(e), _, _) => format!("unknown ({e})"),
-                (None, false, _) => "not installed".to_string(),
-                (None, true, false) => "installed, not enabled (APT::Periodic::Unattended-Upgrade)".to_string(),
-                (None, true, true) => format!("enabled, last run {}", host.unattended_upgrades_last_run.map_or("never".into(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())),
-            };
-            writeln!(out, "\nhost: unattended-upgrades {unattended}{}", if host.reboot_required { "; reboot required" } else { "" })?;
-        }
+        Format::Text => text(&report, &mut out)?,
     }
     Ok(crate::exit::CLEAN)
 }
 
-/// `3d 4h`, `2h 5m`, `40s`.
-fn human(secs: i64) -> String {
-    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{secs}s"),
-        (0, 0, m) => format!("{m}m"),
-        (0, h, m) => format!("{h}h {m}m"),
-        (d, h, _) => format!("{d}d {h}h"),
+fn text(report: &StatusReport, out: &mut impl Write) -> Result<()> {
+    let mut rows = vec![["KIND", "NAME", "IMAGE", "SECURITY", "EXPOSED", "OLDEST PENDING FIX", "ROLLBACKS", "LAST ACTION"].map(String::from).to_vec()];
+    for t in &report.targets {
+        let exposed = t.exposure_seconds.map_or("-".to_string(), human);
+        // Fixes come oldest first.
+        let oldest = t.fixes.iter().find(|f| f.pending.counts()).map_or("-".to_string(), |f| {
+            let cve = f.pending.cves.first().map(|c| format!(" {c}{}", if f.pending.cves.len() > 1 { format!(" +{}", f.pending.cves.len() - 1) } else { String::new() })).unwrap_or_default();
+            format!("{}{cve} ({})", f.pending.package, f.exposure_seconds.map_or("-".to_string(), human))
+        });
+        let action = match (&t.last_action, t.last_action_at) {
+            (Some(a), Some(at)) => format!("{a} {}{}", at.format("%Y-%m-%d %H:%M UTC"), t.last_reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()),
+            _ => "-".into(),
+        };
+        rows.push(vec![t.kind.clone(), t.name.clone(), t.image.clone(), t.pending_security.to_string(), exposed, oldest, t.rollbacks.to_string(), action]);
     }
+    table(&rows, out)?;
+    let s = report.summary();
+    writeln!(
+        out,
+        "\n{} targets, {} exposed, {} pending security fixes, longest open exposure {}",
+        s.targets,
+        s.exposed,
+        s.pending_security,
+        s.longest.map_or("none".to_string(), human)
+    )?;
+    let host = &report.host;
+    let unattended = match (&host.error, host.unattended_upgrades_installed, host.unattended_upgrades_enabled) {
+        (Some(e), _, _) => format!("unknown ({e})"),
+        (None, false, _) => "not installed".to_string(),
+        (None, true, false) => "installed, not enabled (APT::Periodic::Unattended-Upgrade)".to_string(),
+        (None, true, true) => format!("enabled, last run {}", host.unattended_upgrades_last_run.map_or("never".into(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())),
+    };
+    writeln!(out, "host: unattended-upgrades {unattended}{}", if host.reboot_required { "; reboot required" } else { "" })?;
+    Ok(())
 }

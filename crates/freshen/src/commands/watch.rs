@@ -13,6 +13,9 @@ pub struct Args {
     /// How often to ask the archives whether they published (default: the configuration's interval, 5m).
     #[arg(long, value_name = "DURATION")]
     interval: Option<String>,
+    /// Serve the status page, /metrics, /api/status and /healthz on this address (e.g. 127.0.0.1:9470; default: the configuration's `listen`, else none).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
 }
 
 pub fn run(args: Args) -> Result<u8> {
@@ -24,7 +27,10 @@ pub fn run(args: Args) -> Result<u8> {
         },
         None => None,
     };
-    let Some(config) = args.pass.config(|c| c.interval = interval.map(Span).unwrap_or(c.interval))? else { return Ok(crate::exit::CLEAN) };
+    let Some(config) = args.pass.config(|c| {
+        c.interval = interval.map(Span).unwrap_or(c.interval);
+        c.listen = args.listen.or(c.listen);
+    })? else { return Ok(crate::exit::CLEAN) };
     if config.interval.0.is_zero() {
         bail!("interval: must be longer than 0s");
     }
