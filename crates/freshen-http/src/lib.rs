@@ -11,6 +11,7 @@
 //!   ones through a `CONNECT` tunnel. Errors name the proxy that was used.
 
 mod forward;
+mod origin;
 mod proxy;
 mod text;
 mod trust;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use ureq::http::{self, Request, Response};
 use ureq::{Agent, SendBody};
 
+pub use origin::{final_url, same_origin, Origin};
 pub use proxy::{no_proxy_matches, strip_userinfo};
 pub use text::{one_line, percent_decode};
 
@@ -165,6 +167,7 @@ impl Client {
 
     /// Sends `req` directly or through the proxy its URL calls for. Any
     /// status comes back as a response; only transport failures are errors.
+    /// The URL that answered is kept with the response ([`final_url`]).
     pub fn run(&self, req: Request<SendBody>) -> Result<Response<ureq::Body>, Error> {
         self.run_hop(req, 0)
     }
@@ -172,14 +175,15 @@ impl Client {
     fn run_hop(&self, req: Request<SendBody>, hops: usize) -> Result<Response<ureq::Body>, Error> {
         let url = req.uri().to_string();
         let Some(proxy) = self.proxy_for(&url).map(str::to_string) else {
-            return self.direct.run(req).map_err(|source| Error::Request { source, proxy: None });
+            return self.direct.run(req).map(answered).map_err(|source| Error::Request { source, proxy: None });
         };
         let err = |source: ureq::Error| Error::Request { source, proxy: Some(proxy.clone()) };
         match (&self.tunnel, &self.forward) {
-            (Some((agent, _)), _) if url.starts_with("https://") => agent.run(req).map_err(err),
+            (Some((agent, _)), _) if url.starts_with("https://") => agent.run(req).map(answered).map_err(err),
             (_, Some(forward)) if forward.is_plain() && (req.method() == http::Method::GET || req.method() == http::Method::HEAD) => {
                 let target = req.uri().clone();
-                let resp = forward::send(&forward.proxy, req.method(), &target, req.headers(), self.timeouts.0, self.timeouts.1).map_err(err)?;
+                let mut resp = forward::send(&forward.proxy, req.method(), &target, req.headers(), self.timeouts.0, self.timeouts.1).map_err(err)?;
+                resp.extensions_mut().insert(origin::FinalUrl(target.clone()));
                 let location = resp.headers().get("location").and_then(|l| l.to_str().ok());
                 let Some(next) = location.filter(|_| resp.status().is_redirection()).and_then(|l| proxy::join(&target, l)) else { return Ok(resp) };
                 if hops >= MAX_REDIRECTS {
@@ -193,8 +197,15 @@ impl Client {
                 self.run_hop(again, hops + 1)
             }
             // Other methods, and HTTPS proxies: a CONNECT tunnel.
-            (_, Some(forward)) => forward.tunnel.run(req).map_err(err),
-            _ => self.direct.run(req).map_err(|source| Error::Request { source, proxy: None }),
+            (_, Some(forward)) => forward.tunnel.run(req).map(answered).map_err(err),
+            _ => self.direct.run(req).map(answered).map_err(|source| Error::Request { source, proxy: None }),
         }
     }
+}
+
+/// Files the URL that answered (after ureq's redirects) with the response.
+fn answered(mut resp: Response<ureq::Body>) -> Response<ureq::Body> {
+    let uri = ureq::ResponseExt::get_uri(&resp).clone();
+    resp.extensions_mut().insert(origin::FinalUrl(uri));
+    resp
 }
