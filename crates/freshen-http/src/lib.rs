@@ -13,6 +13,7 @@
 mod forward;
 mod origin;
 mod proxy;
+mod steady;
 mod text;
 mod trust;
 
@@ -24,6 +25,7 @@ use ureq::{Agent, SendBody};
 
 pub use origin::{final_url, same_origin, Origin};
 pub use proxy::{no_proxy_matches, strip_userinfo};
+pub use steady::Steady;
 pub use text::{one_line, percent_decode};
 
 /// How requests are sent.
@@ -40,11 +42,15 @@ pub struct Policy {
     /// Limit on a whole request, body included (`None`: none, for large
     /// uploads and downloads of unknown size).
     pub timeout_global: Option<Duration>,
+    /// The minimum-progress window ([`Steady`]): no byte for this long, or
+    /// less than 1 KiB a second over it, fails a transfer. Default 60 s,
+    /// or `FRESHEN_STALL_TIMEOUT` seconds.
+    pub stall: Duration,
 }
 
 impl Default for Policy {
     fn default() -> Policy {
-        Policy { ca_file: None, tls_verify: true, timeout_connect: Duration::from_secs(30), timeout_response: Duration::from_secs(300), timeout_global: None }
+        Policy { ca_file: None, tls_verify: true, timeout_connect: Duration::from_secs(30), timeout_response: Duration::from_secs(300), timeout_global: None, stall: steady::window_from_env() }
     }
 }
 
@@ -86,6 +92,7 @@ pub struct Client {
     no_proxy: Vec<String>,
     /// (connect, response) limits.
     timeouts: (Duration, Duration),
+    stall: Duration,
 }
 
 /// The HTTP proxy.
@@ -118,6 +125,7 @@ impl Client {
                 .timeout_connect(Some(policy.timeout_connect))
                 .timeout_recv_response(Some(policy.timeout_response))
                 .timeout_global(policy.timeout_global)
+                .timeout_per_read(Some(policy.stall))
                 .user_agent(concat!("freshen/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .into()
@@ -139,7 +147,7 @@ impl Client {
             }
             None => None,
         };
-        Ok(Client { direct: config(None, 10), tunnel, forward, no_proxy: env.no_proxy, timeouts: (policy.timeout_connect, policy.timeout_response) })
+        Ok(Client { direct: config(None, 10), tunnel, forward, no_proxy: env.no_proxy, timeouts: (policy.timeout_connect, policy.timeout_response), stall: policy.stall })
     }
 
     /// The proxy (without credentials) a request for `url` goes through.
@@ -153,6 +161,12 @@ impl Client {
             "http" => self.forward.as_ref().map(|f| f.proxy.display.as_str()),
             _ => None,
         }
+    }
+
+    /// A response's body, at most `limit` bytes, read under the
+    /// minimum-progress rule ([`Steady`]).
+    pub fn body(&self, resp: Response<ureq::Body>, limit: u64) -> Steady<ureq::BodyReader<'static>> {
+        Steady::new(resp.into_body().into_with_config().limit(limit).reader(), self.stall)
     }
 
     /// A GET with `headers`.

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -225,4 +225,35 @@ fn upload_location_on_another_port_gets_no_credentials() {
     let uploads = other_seen.lock().unwrap().iter().filter(|s| s.method == "PUT").count();
     assert_eq!(uploads, 2, "the layer and the config were uploaded there");
     assert!(reg_seen.lock().unwrap().iter().any(|s| s.method == "PUT" && s.path == "/v2/app/manifests/v2" && s.authorization.is_some()), "the registry itself still gets them");
+}
+
+/// Scans `app:v1` from a registry whose layer blob answers with its
+/// headers and then `pause` between bytes; the progress window is 2 s.
+fn scan_slow_layer(pause: Duration) -> (std::process::Output, Duration) {
+    let cache = tempdir();
+    let (layout, manifest, layer) = image();
+    let data = blob(&layout, &layer);
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", data.len()).into_bytes();
+    let (reg, _) = registry(&layout, &manifest, &layer, move |_| Reply::Trickle(head.clone(), data.clone(), pause));
+    let start = Instant::now();
+    let out = freshen_env(&["scan", &format!("docker://{reg}/app:v1"), "--creds", &format!("{USER}:{SECRET}")], &cache, &[("FRESHEN_STALL_TIMEOUT", "2")]);
+    (out, start.elapsed())
+}
+
+/// A registry that stalls after its headers fails the scan once no byte
+/// came for the window.
+#[test]
+fn stalled_registry_fails_the_scan() {
+    let (out, took) = scan_slow_layer(Duration::from_secs(600));
+    assert_error(&out, &["layer", "no byte from the server for 2 s"]);
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+}
+
+/// A registry that trickles a byte at a time fails the scan by the
+/// minimum-progress rule, though every read gets a byte in time.
+#[test]
+fn trickling_registry_fails_the_scan() {
+    let (out, took) = scan_slow_layer(Duration::from_millis(200));
+    assert_error(&out, &["layer", "stalled transfer"]);
+    assert!(took < Duration::from_secs(30), "took {took:?}");
 }

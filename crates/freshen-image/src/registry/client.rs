@@ -207,11 +207,17 @@ impl Client {
 
     /// Reads a response body of at most `limit` bytes.
     pub fn read_small(&self, resp: Resp, limit: u64) -> Result<Vec<u8>> {
-        resp.into_body()
-            .with_config()
-            .limit(limit)
-            .read_to_vec()
-            .map_err(|e| Error::Invalid(format!("{}: reading a response: {}", self.display, one_line(&e.to_string()))))
+        let mut out = Vec::new();
+        self.body(resp, limit)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Invalid(format!("{}: reading a response: {}", self.display, one_line(&e.to_string()))))?;
+        Ok(out)
+    }
+
+    /// A response body of at most `limit` bytes, held to the minimum
+    /// progress rule (a stalled or trickling registry fails the read).
+    pub fn body(&self, resp: Resp, limit: u64) -> freshen_http::Steady<ureq::BodyReader<'static>> {
+        self.agent.body(resp, limit)
     }
 
     /// A one-line error for an unexpected response to `what`, with the

@@ -141,7 +141,7 @@ impl ImageSource for RegistrySource {
             return Err(self.client.fail(&format!("layer {} ({})", layer.index, layer.digest), resp));
         }
         let task = self.progress.begin(&format!("pull {}", layer.digest.short()), layer.size);
-        let verified = VerifyingReader::new(resp.into_body().into_reader(), layer.digest.clone(), layer.size);
+        let verified = VerifyingReader::new(self.client.body(resp, u64::MAX), layer.digest.clone(), layer.size);
         let stream = Finishing { inner: Counting::new(verified, task), done: false };
         match spooled {
             Some(path) => Ok(Box::new(Spooling::new(stream, path))),
