@@ -1,7 +1,8 @@
 //! Crash safety: SIGKILL during unpack, during apt and during layer
 //! writing leaves the source untouched and nothing under the output name,
 //! and the next run (reaping what the dead one left) succeeds; Ctrl-C
-//! during apt reports once, exits 130 and leaves nothing behind.
+//! during apt reports once, exits 130 and leaves nothing behind, and so
+//! do SIGTERM and SIGHUP sent to freshen alone (exit 143, 129).
 //! Needs root, runc and Debian's archive.
 
 mod common;
@@ -93,4 +94,35 @@ fn ctrl_c_during_apt_prints_one_error_and_exits_130() {
     assert!(!any_entry(&cache.join("work"), &|_| true), "work directories left behind");
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(!mounts.contains(cache.to_str().unwrap()), "mounts left behind");
+}
+
+/// SIGTERM (systemd, `timeout`) and SIGHUP sent to freshen alone, not to
+/// its process group, while apt runs in the sandbox: the container is
+/// stopped, its mounts and work directory removed, exit 128 + signal.
+#[test]
+fn sigterm_and_sighup_during_apt_stop_the_sandbox_and_exit_128_plus_signal() {
+    let stale = StaleImage::new("base");
+    let (layout, image, cache) = (stale.layout.clone(), stale.image.clone(), stale.cache.clone());
+    let out = format!("oci:{}:patched", layout.display());
+    for (signal, code) in [("-TERM", 143), ("-HUP", 129)] {
+        let child = start_until(&["patch", image.as_str(), "-o", out.as_str()], &cache, "running apt", &|| running_apt(&cache));
+        let pid = child.id();
+        let cgroup = format!("/freshen/freshen-{pid}");
+        let in_container = || -> Vec<String> {
+            let procs = std::fs::read_dir("/proc").unwrap().flatten().filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()));
+            procs.filter(|e| std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.contains(&cgroup))).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+        };
+        assert!(!in_container().is_empty(), "the container of {pid} is not running: the test proves nothing");
+        assert!(Command::new("kill").args([signal, &pid.to_string()]).status().unwrap().success());
+        let o = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{signal}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors, ["error: interrupted"], "{stderr}");
+        assert!(in_container().is_empty(), "{signal}: processes of the container left: {:?}", in_container());
+        assert!(!any_entry(&cache.join("work"), &|_| true), "{signal}: work directories left behind");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(cache.to_str().unwrap()), "{signal}: mounts left behind");
+        assert!(!layout.join("index.json").exists() || !std::fs::read_to_string(layout.join("index.json")).unwrap().contains("\"patched\""), "{signal}: an output was written");
+    }
 }
