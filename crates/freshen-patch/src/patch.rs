@@ -94,18 +94,15 @@ pub enum Outcome {
     Patched(Box<Patched>),
 }
 
-/// A scratch directory removed on drop (mounts inside are already gone).
-pub struct WorkDir(pub PathBuf);
+/// A scratch directory removed on drop (mounts inside are already gone),
+/// marked alive by the lock it holds (see [`crate::cleanup`]).
+pub struct WorkDir(pub PathBuf, #[allow(dead_code)] std::fs::File);
 
 impl WorkDir {
     fn create(root: &Path) -> Result<WorkDir> {
-        std::fs::create_dir_all(root).map_err(io_err(root))?;
-        crate::cleanup::reap_stale(root);
         let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let dir = root.join(format!("{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        crate::cleanup::register(&dir);
-        Ok(WorkDir(dir))
+        let (dir, lock) = crate::cleanup::create(root, &format!("{}-{n}", std::process::id()))?;
+        Ok(WorkDir(dir, lock))
     }
 }
 
@@ -301,6 +298,7 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
     // Run apt in the sandbox.
     let t = Instant::now();
     let runtime = sandbox::find_runtime(opts.runtime.as_deref())?;
+    crate::cleanup::record_runtime(&ctx.work.0, &runtime)?;
     let upper = run_dir.join("upper");
     let merged = ctx.work.0.join("merged");
     let overlay = Overlay::mount(&lowers, Some((&upper, &run_dir.join("work"))), &merged)?;
