@@ -163,17 +163,21 @@ impl RootFiles {
     }
 }
 
-/// Decompresses a layer blob by sniffing its first bytes: gzip, zstd or plain tar.
-pub fn decompress<'a>(raw: Box<dyn Read + 'a>) -> io::Result<Box<dyn Read + 'a>> {
+/// Decompresses a layer blob of `compressed` bytes by sniffing its first
+/// bytes: gzip, zstd or plain tar. A compressed stream may inflate only to
+/// [`crate::inflate::limit`] bytes.
+pub fn decompress<'a>(raw: Box<dyn Read + 'a>, compressed: Option<u64>) -> io::Result<Box<dyn Read + 'a>> {
     let mut buf = BufReader::with_capacity(256 << 10, raw);
     let head = buf.fill_buf()?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+    let inflated: Box<dyn Read + 'a> = if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::bufread::MultiGzDecoder::new(buf))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Box::new(zstd::stream::read::Decoder::with_buffer(buf)?)
     } else {
-        Box::new(buf)
-    })
+        return Ok(Box::new(buf));
+    };
+    let limit = crate::inflate::limit(compressed);
+    Ok(Box::new(crate::inflate::Bounded { inner: inflated, left: limit, limit, compressed }))
 }
 
 /// Streams every layer of an image, bottom first, and keeps what `interest` names.
@@ -193,8 +197,8 @@ pub fn read_layers_files(source: &dyn ImageSource, layers: &[crate::Layer], inte
         pipelined(raw, |raw| {
             // The uncompressed stream must hash to the config's diff id.
             let mut stream: Box<dyn Read> = match &layer.diff_id {
-                Some(d) => Box::new(DiffIdCheck(crate::digest::VerifyingReader::new(decompress(Box::new(raw))?, d.clone(), None))),
-                None => decompress(Box::new(raw))?,
+                Some(d) => Box::new(DiffIdCheck(crate::digest::VerifyingReader::new(decompress(Box::new(raw), layer.size)?, d.clone(), None))),
+                None => decompress(Box::new(raw), layer.size)?,
             };
             apply_layer(&mut files, &mut stream, layer.index, interest)?;
             // Read what the tar reader left (padding, trailing blocks) so the

@@ -17,6 +17,7 @@ mod digest;
 mod error;
 mod files;
 mod gzip;
+pub mod inflate;
 mod platform;
 pub mod progress;
 pub mod rebase;

@@ -105,7 +105,7 @@ enum Kind {
 fn layer_entries(source: &dyn ImageSource, layer: &Layer) -> Result<Vec<(String, Kind)>> {
     let raw = source.open_layer(layer)?;
     let lerr = |e: std::io::Error| Error::Invalid(format!("layer {} ({}): {e}", layer.index, layer.digest));
-    let mut stream = freshen_image::decompress(raw).map_err(lerr)?;
+    let mut stream = freshen_image::decompress(raw, layer.size).map_err(lerr)?;
     let mut out = Vec::new();
     {
         let mut archive = tar::Archive::new(&mut stream);
