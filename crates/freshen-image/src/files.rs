@@ -12,6 +12,10 @@ use crate::source::ImageSource;
 
 /// Largest single file kept in memory (a dpkg status of a big image is a few MB).
 const FILE_LIMIT: u64 = 256 << 20;
+/// Most bytes of files read into memory over a whole image, copies kept
+/// per layer included (125 layers each rewriting a 3 MB dpkg status take
+/// 750 MB).
+pub const TOTAL_LIMIT: u64 = 1 << 30;
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 
@@ -65,6 +69,8 @@ pub struct RootFiles {
     nodes: BTreeMap<String, Node>,
     /// Every version of the `keep_versions` paths, bottom layer first.
     pub versions: Vec<FileVersion>,
+    /// Bytes of files read into memory so far (see [`TOTAL_LIMIT`]).
+    read: u64,
 }
 
 fn normalize(path: &str) -> Vec<String> {
@@ -296,7 +302,7 @@ impl Read for ChannelReader {
 }
 
 fn apply_layer(files: &mut RootFiles, stream: &mut dyn Read, layer: usize, interest: &Interest) -> io::Result<()> {
-    let mut archive = tar::Archive::new(stream);
+    let mut archive = tar::Archive::new(crate::targuard::TarGuard::new(stream));
     let mut added: BTreeMap<String, Node> = BTreeMap::new();
     let mut whiteouts: Vec<String> = Vec::new();
     let mut opaque: Vec<String> = Vec::new();
@@ -329,11 +335,19 @@ fn apply_layer(files: &mut RootFiles, stream: &mut dyn Read, layer: usize, inter
         let node = match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous if wanted => {
                 if entry.size() > FILE_LIMIT {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{path} is larger than {FILE_LIMIT} bytes")));
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} is larger than {FILE_LIMIT} bytes", crate::text::escape(&path))));
+                }
+                let keep = interest.keep_versions.contains(&path.as_str());
+                files.read += entry.size() * if keep { 2 } else { 1 };
+                if files.read > TOTAL_LIMIT {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("the files read into memory (apt configuration, keyrings, dpkg status) pass {} MiB in all at {}", TOTAL_LIMIT >> 20, crate::text::escape(&path)),
+                    ));
                 }
                 let mut data = Vec::with_capacity(entry.size() as usize);
                 entry.read_to_end(&mut data)?;
-                if interest.keep_versions.contains(&path.as_str()) {
+                if keep {
                     versions.push(FileVersion { path: path.clone(), layer, data: data.clone() });
                 }
                 NodeKind::File(data)

@@ -18,6 +18,8 @@ mod error;
 mod files;
 mod gzip;
 pub mod inflate;
+mod jsonsize;
+pub mod targuard;
 mod platform;
 pub mod progress;
 pub mod rebase;
