@@ -104,6 +104,13 @@ impl WorkDir {
         let (dir, lock) = crate::cleanup::create(root, &format!("{}-{n}", std::process::id()))?;
         Ok(WorkDir(dir, lock))
     }
+
+    /// The directory's name (`PID-NANOS`): unique also among runs in other
+    /// PID namespaces sharing the cache, so container ids and cgroups made
+    /// from it are too.
+    fn name(&self) -> String {
+        self.0.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
 }
 
 impl Drop for WorkDir {
@@ -333,7 +340,7 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
         limits: opts.limits,
     };
     let task = opts.progress.begin(&format!("apt: upgrade {} packages in the sandbox", ctx.todo.len()), None);
-    let out = sandbox::run(&runtime, &ctx.work.0.join("bundle"), &merged, &format!("freshen-{}", std::process::id()), &run)?;
+    let out = sandbox::run(&runtime, &ctx.work.0.join("bundle"), &merged, &format!("freshen-{}", ctx.work.name()), &run)?;
     if !out.success {
         return Err(Error::Invalid(format!("apt failed in the sandbox ({}): {}", out.status(), out.tail(6))));
     }
@@ -366,7 +373,7 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
         let test_merged = ctx.work.0.join("test-merged");
         let _test = Overlay::mount(&test_lowers, Some((&run_dir.join("test-upper"), &run_dir.join("test-work"))), &test_merged)?;
         let tr = RunSpec { args: vec!["/bin/sh".into(), "-c".into(), cmd.clone()], env: vec![], binds: vec![], limits: opts.limits };
-        let out = sandbox::run(&runtime, &ctx.work.0.join("test-bundle"), &test_merged, &format!("freshen-test-{}", std::process::id()), &tr)?;
+        let out = sandbox::run(&runtime, &ctx.work.0.join("test-bundle"), &test_merged, &format!("freshen-test-{}", ctx.work.name()), &tr)?;
         if !out.success {
             return Err(Error::Invalid(format!("--test `{cmd}` failed in the patched image ({}): {}", out.status(), out.tail(6))));
         }

@@ -117,7 +117,7 @@ fn sigterm_and_sighup_during_apt_stop_the_sandbox_and_exit_128_plus_signal() {
         }
         let child = start_until(&args, &cache, "running apt", &|| running_apt(&cache));
         let pid = child.id();
-        let cgroup = format!("/freshen/freshen-{pid}");
+        let cgroup = format!("/freshen/freshen-{pid}-");
         let in_container = || -> Vec<String> {
             let procs = std::fs::read_dir("/proc").unwrap().flatten().filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()));
             procs.filter(|e| std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.contains(&cgroup))).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
