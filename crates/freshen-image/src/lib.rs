@@ -46,4 +46,5 @@ pub use sink::{write_image, NewImage};
 pub use text::{escape, percent_encode, tar_error};
 pub use source::{Image, ImageSource, Layer, ParentIndex};
 pub use transport::Transport;
+pub use scratch::{hold_owner_lock, owner as scratch_owner, owner_gone};
 pub use write::{set_special, write_layer_from_dir, write_oci_layout, LayerBlob, LayoutImage};

@@ -187,3 +187,38 @@ fn reaping_decides_by_the_lock_of_the_live_run() {
     assert_eq!(o.status.code(), Some(0), "the live run failed: {}", String::from_utf8_lossy(&o.stderr));
     assert!(!any_entry(&cache.join("work"), &|w| w.is_dir()), "work directories left behind");
 }
+
+/// Scratch files and spools in the cache's `tmp` are reaped by the lock
+/// their process holds (`.owner-OWNER`), not by a PID: a live owner's
+/// spool stays, a dead owner's files and lock go.
+#[test]
+fn scratch_files_are_reaped_by_their_owner_lock() {
+    let r = repo();
+    let root = Rootfs::new(DEBIAN_OS);
+    root.with_sources(&format!("deb {} stable main\n", r.url));
+    root.write("var/lib/dpkg/status", &stanza("hello", "1.0-1"));
+    let image = pack(&[(&root.dir, "debootstrap")], &tempdir().join("oci"), "app");
+    let cache = tempdir().join("cache");
+    let tmp = cache.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (live, dead, dead_lock) = (tmp.join("freshen-spool-999999.1-0"), tmp.join("freshen-export-999998.2-0.tar"), tmp.join(".owner-999997.3"));
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::write(live.join("layer"), "in use").unwrap();
+    std::fs::write(&dead, "left by a killed run").unwrap();
+    std::fs::write(&dead_lock, "").unwrap();
+    std::fs::create_dir_all(tmp.join("freshen-spool-999997.3-0")).unwrap();
+    let lock = tmp.join(".owner-999999.1");
+    let mut holder = Command::new("flock").arg(&lock).args(["sleep", "60"]).spawn().unwrap();
+    let start = Instant::now();
+    while Command::new("flock").args(["-n"]).arg(&lock).arg("true").status().unwrap().success() {
+        assert!(start.elapsed() < Duration::from_secs(10), "flock never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, _) = scan_json(&image, &[], &cache);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, 3);
+    assert!(live.join("layer").exists(), "a live owner's spool was reaped");
+    assert!(!dead.exists() && !tmp.join("freshen-spool-999997.3-0").exists(), "a dead owner's scratch was kept");
+    assert!(!dead_lock.exists(), "a dead owner's lock was kept");
+}
