@@ -231,7 +231,7 @@ impl Fetcher {
                 headers.push(("If-Modified-Since", l.clone()));
             }
         }
-        let mut resp = self.call(url, &headers)?;
+        let resp = self.call(url, &headers)?;
         match resp.status().as_u16() {
             304 if cached.is_some() => {
                 touch(&body_path);
@@ -240,11 +240,8 @@ impl Fetcher {
             200 => {
                 let header = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let (etag, last_modified) = (header("etag"), header("last-modified"));
-                let body = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(SMALL_LIMIT)
-                    .read_to_vec()
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut self.http.body(resp, SMALL_LIMIT), &mut body)
                     .map_err(|e| Error::Unreachable { url: url.to_string(), message: one_line(&e.to_string()) })?;
                 let new_meta = Meta { etag, last_modified, sha256: Some(sha256_hex(&body)) };
                 write_atomic(&body_path, &body)?;
@@ -271,13 +268,13 @@ impl Fetcher {
             let Some(data) = self.read_local(url, path)? else { return Ok(false) };
             return self.store_verified(&data[..], url, sha256, size, dest).map(|_| true);
         }
-        let mut resp = self.call(url, &[])?;
+        let resp = self.call(url, &[])?;
         match resp.status().as_u16() {
             200 => {}
             404 | 410 => return Ok(false),
             s => return Err(Error::Unreachable { url: url.to_string(), message: format!("HTTP status {s}") }),
         }
-        self.store_verified(resp.body_mut().as_reader(), url, sha256, size, dest).map(|_| true)
+        self.store_verified(self.http.body(resp, u64::MAX), url, sha256, size, dest).map(|_| true)
     }
 
     fn store_verified(&self, reader: impl Read, url: &str, sha256: &str, size: Option<u64>, dest: &Path) -> Result<()> {

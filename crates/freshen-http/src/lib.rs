@@ -11,7 +11,9 @@
 //!   ones through a `CONNECT` tunnel. Errors name the proxy that was used.
 
 mod forward;
+mod origin;
 mod proxy;
+mod steady;
 mod text;
 mod trust;
 
@@ -21,7 +23,9 @@ use std::time::Duration;
 use ureq::http::{self, Request, Response};
 use ureq::{Agent, SendBody};
 
+pub use origin::{final_url, same_origin, Origin};
 pub use proxy::{no_proxy_matches, strip_userinfo};
+pub use steady::Steady;
 pub use text::{one_line, percent_decode};
 
 /// How requests are sent.
@@ -38,11 +42,15 @@ pub struct Policy {
     /// Limit on a whole request, body included (`None`: none, for large
     /// uploads and downloads of unknown size).
     pub timeout_global: Option<Duration>,
+    /// The minimum-progress window ([`Steady`]): no byte for this long, or
+    /// less than 1 KiB a second over it, fails a transfer. Default 60 s,
+    /// or `FRESHEN_STALL_TIMEOUT` seconds.
+    pub stall: Duration,
 }
 
 impl Default for Policy {
     fn default() -> Policy {
-        Policy { ca_file: None, tls_verify: true, timeout_connect: Duration::from_secs(30), timeout_response: Duration::from_secs(300), timeout_global: None }
+        Policy { ca_file: None, tls_verify: true, timeout_connect: Duration::from_secs(30), timeout_response: Duration::from_secs(300), timeout_global: None, stall: steady::window_from_env() }
     }
 }
 
@@ -84,6 +92,7 @@ pub struct Client {
     no_proxy: Vec<String>,
     /// (connect, response) limits.
     timeouts: (Duration, Duration),
+    stall: Duration,
 }
 
 /// The HTTP proxy.
@@ -116,6 +125,7 @@ impl Client {
                 .timeout_connect(Some(policy.timeout_connect))
                 .timeout_recv_response(Some(policy.timeout_response))
                 .timeout_global(policy.timeout_global)
+                .timeout_per_read(Some(policy.stall))
                 .user_agent(concat!("freshen/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .into()
@@ -137,7 +147,7 @@ impl Client {
             }
             None => None,
         };
-        Ok(Client { direct: config(None, 10), tunnel, forward, no_proxy: env.no_proxy, timeouts: (policy.timeout_connect, policy.timeout_response) })
+        Ok(Client { direct: config(None, 10), tunnel, forward, no_proxy: env.no_proxy, timeouts: (policy.timeout_connect, policy.timeout_response), stall: policy.stall })
     }
 
     /// The proxy (without credentials) a request for `url` goes through.
@@ -151,6 +161,12 @@ impl Client {
             "http" => self.forward.as_ref().map(|f| f.proxy.display.as_str()),
             _ => None,
         }
+    }
+
+    /// A response's body, at most `limit` bytes, read under the
+    /// minimum-progress rule ([`Steady`]).
+    pub fn body(&self, resp: Response<ureq::Body>, limit: u64) -> Steady<ureq::BodyReader<'static>> {
+        Steady::new(resp.into_body().into_with_config().limit(limit).reader(), self.stall)
     }
 
     /// A GET with `headers`.
@@ -177,6 +193,7 @@ impl Client {
 
     /// Sends `req` directly or through the proxy its URL calls for. Any
     /// status comes back as a response; only transport failures are errors.
+    /// The URL that answered is kept with the response ([`final_url`]).
     pub fn run(&self, req: Request<SendBody>) -> Result<Response<ureq::Body>, Error> {
         self.run_hop(req, 0)
     }
@@ -184,14 +201,15 @@ impl Client {
     fn run_hop(&self, req: Request<SendBody>, hops: usize) -> Result<Response<ureq::Body>, Error> {
         let url = req.uri().to_string();
         let Some(proxy) = self.proxy_for(&url).map(str::to_string) else {
-            return self.direct.run(req).map_err(|source| Error::Request { source, proxy: None });
+            return self.direct.run(req).map(answered).map_err(|source| Error::Request { source, proxy: None });
         };
         let err = |source: ureq::Error| Error::Request { source, proxy: Some(proxy.clone()) };
         match (&self.tunnel, &self.forward) {
-            (Some((agent, _)), _) if url.starts_with("https://") => agent.run(req).map_err(err),
+            (Some((agent, _)), _) if url.starts_with("https://") => agent.run(req).map(answered).map_err(err),
             (_, Some(forward)) if forward.is_plain() && (req.method() == http::Method::GET || req.method() == http::Method::HEAD) => {
                 let target = req.uri().clone();
-                let resp = forward::send(&forward.proxy, req.method(), &target, req.headers(), self.timeouts.0, self.timeouts.1).map_err(err)?;
+                let mut resp = forward::send(&forward.proxy, req.method(), &target, req.headers(), self.timeouts.0, self.timeouts.1).map_err(err)?;
+                resp.extensions_mut().insert(origin::FinalUrl(target.clone()));
                 let location = resp.headers().get("location").and_then(|l| l.to_str().ok());
                 let Some(next) = location.filter(|_| resp.status().is_redirection()).and_then(|l| proxy::join(&target, l)) else { return Ok(resp) };
                 if hops >= MAX_REDIRECTS {
@@ -205,8 +223,15 @@ impl Client {
                 self.run_hop(again, hops + 1)
             }
             // Other methods, and HTTPS proxies: a CONNECT tunnel.
-            (_, Some(forward)) => forward.tunnel.run(req).map_err(err),
-            _ => self.direct.run(req).map_err(|source| Error::Request { source, proxy: None }),
+            (_, Some(forward)) => forward.tunnel.run(req).map(answered).map_err(err),
+            _ => self.direct.run(req).map(answered).map_err(|source| Error::Request { source, proxy: None }),
         }
     }
+}
+
+/// Files the URL that answered (after ureq's redirects) with the response.
+fn answered(mut resp: Response<ureq::Body>) -> Response<ureq::Body> {
+    let uri = ureq::ResponseExt::get_uri(&resp).clone();
+    resp.extensions_mut().insert(origin::FinalUrl(uri));
+    resp
 }

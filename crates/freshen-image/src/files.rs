@@ -12,6 +12,10 @@ use crate::source::ImageSource;
 
 /// Largest single file kept in memory (a dpkg status of a big image is a few MB).
 const FILE_LIMIT: u64 = 256 << 20;
+/// Most bytes of files read into memory over a whole image, copies kept
+/// per layer included (125 layers each rewriting a 3 MB dpkg status take
+/// 750 MB).
+pub const TOTAL_LIMIT: u64 = 1 << 30;
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 
@@ -65,6 +69,8 @@ pub struct RootFiles {
     nodes: BTreeMap<String, Node>,
     /// Every version of the `keep_versions` paths, bottom layer first.
     pub versions: Vec<FileVersion>,
+    /// Bytes of files read into memory so far (see [`TOTAL_LIMIT`]).
+    read: u64,
 }
 
 fn normalize(path: &str) -> Vec<String> {
@@ -163,17 +169,21 @@ impl RootFiles {
     }
 }
 
-/// Decompresses a layer blob by sniffing its first bytes: gzip, zstd or plain tar.
-pub fn decompress<'a>(raw: Box<dyn Read + 'a>) -> io::Result<Box<dyn Read + 'a>> {
+/// Decompresses a layer blob of `compressed` bytes by sniffing its first
+/// bytes: gzip, zstd or plain tar. A compressed stream may inflate only to
+/// [`crate::inflate::limit`] bytes.
+pub fn decompress<'a>(raw: Box<dyn Read + 'a>, compressed: Option<u64>) -> io::Result<Box<dyn Read + 'a>> {
     let mut buf = BufReader::with_capacity(256 << 10, raw);
     let head = buf.fill_buf()?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+    let inflated: Box<dyn Read + 'a> = if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::bufread::MultiGzDecoder::new(buf))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Box::new(zstd::stream::read::Decoder::with_buffer(buf)?)
     } else {
-        Box::new(buf)
-    })
+        return Ok(Box::new(buf));
+    };
+    let limit = crate::inflate::limit(compressed);
+    Ok(Box::new(crate::inflate::Bounded { inner: inflated, left: limit, limit, compressed }))
 }
 
 /// Streams every layer of an image, bottom first, and keeps what `interest` names.
@@ -193,8 +203,8 @@ pub fn read_layers_files(source: &dyn ImageSource, layers: &[crate::Layer], inte
         pipelined(raw, |raw| {
             // The uncompressed stream must hash to the config's diff id.
             let mut stream: Box<dyn Read> = match &layer.diff_id {
-                Some(d) => Box::new(DiffIdCheck(crate::digest::VerifyingReader::new(decompress(Box::new(raw))?, d.clone(), None))),
-                None => decompress(Box::new(raw))?,
+                Some(d) => Box::new(DiffIdCheck(crate::digest::VerifyingReader::new(decompress(Box::new(raw), layer.size)?, d.clone(), None))),
+                None => decompress(Box::new(raw), layer.size)?,
             };
             apply_layer(&mut files, &mut stream, layer.index, interest)?;
             // Read what the tar reader left (padding, trailing blocks) so the
@@ -292,7 +302,7 @@ impl Read for ChannelReader {
 }
 
 fn apply_layer(files: &mut RootFiles, stream: &mut dyn Read, layer: usize, interest: &Interest) -> io::Result<()> {
-    let mut archive = tar::Archive::new(stream);
+    let mut archive = tar::Archive::new(crate::targuard::TarGuard::new(stream));
     let mut added: BTreeMap<String, Node> = BTreeMap::new();
     let mut whiteouts: Vec<String> = Vec::new();
     let mut opaque: Vec<String> = Vec::new();
@@ -325,11 +335,19 @@ fn apply_layer(files: &mut RootFiles, stream: &mut dyn Read, layer: usize, inter
         let node = match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous if wanted => {
                 if entry.size() > FILE_LIMIT {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{path} is larger than {FILE_LIMIT} bytes")));
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} is larger than {FILE_LIMIT} bytes", crate::text::escape(&path))));
+                }
+                let keep = interest.keep_versions.contains(&path.as_str());
+                files.read += entry.size() * if keep { 2 } else { 1 };
+                if files.read > TOTAL_LIMIT {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("the files read into memory (apt configuration, keyrings, dpkg status) pass {} MiB in all at {}", TOTAL_LIMIT >> 20, crate::text::escape(&path)),
+                    ));
                 }
                 let mut data = Vec::with_capacity(entry.size() as usize);
                 entry.read_to_end(&mut data)?;
-                if interest.keep_versions.contains(&path.as_str()) {
+                if keep {
                     versions.push(FileVersion { path: path.clone(), layer, data: data.clone() });
                 }
                 NodeKind::File(data)

@@ -103,6 +103,7 @@ fn from_layout(store: Box<dyn Store>, tag: Option<&str>, platform: &Platform, di
     let index_bytes = store
         .read_all("index.json", JSON_LIMIT)?
         .ok_or_else(|| Error::Invalid(format!("{}: no index.json", store.location())))?;
+    crate::jsonsize::check(&index_bytes).map_err(|e| Error::Invalid(format!("{}/index.json: {e}", store.location())))?;
     let index: ImageIndex = serde_json::from_slice(&index_bytes)
         .map_err(|e| Error::Invalid(format!("{}/index.json: invalid JSON: {e}", store.location())))?;
     let candidates: Vec<_> = match tag {
@@ -226,6 +227,7 @@ fn digest_from_path(path: &str) -> Option<Digest> {
 
 fn from_docker_manifest(store: Box<dyn Store>, reference: Option<&str>, path: &Path, display: String) -> Result<StoreSource> {
     let bytes = store.read_all("manifest.json", JSON_LIMIT)?.unwrap_or_default();
+    crate::jsonsize::check(&bytes).map_err(|e| Error::Invalid(format!("{}: manifest.json: {e}", path.display())))?;
     let entries: Vec<LegacyEntry> = serde_json::from_slice(&bytes)
         .map_err(|e| Error::Invalid(format!("{}: manifest.json: invalid JSON: {e}", path.display())))?;
     let all_tags = || {

@@ -142,5 +142,6 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
             reason: format!("digest mismatch: content hashes to {got}"),
         });
     }
+    crate::jsonsize::check(bytes).map_err(|reason| crate::Error::Json { what, digest: digest.to_string(), reason })?;
     serde_json::from_slice(bytes).map_err(|e| crate::Error::Json { what, digest: digest.to_string(), reason: e.to_string() })
 }

@@ -132,7 +132,7 @@ impl LayerCache {
         let task = self.progress.begin(&format!("unpack layer {} {}", layer.index, layer.digest.short()), layer.size);
         let mut raw = Counting::new(source.open_layer(layer)?, task);
         let unpacked = (|| {
-            let stream = decompress(Box::new(&mut raw)).map_err(layer_err)?;
+            let stream = decompress(Box::new(&mut raw), layer.size).map_err(layer_err)?;
             let mut tar = HashingReader { inner: stream, hasher: Sha256::new() };
             unpack_layer(&mut tar, tmp, &label)?;
             // The tar walk stops at the end-of-archive blocks: the diff id

@@ -1,15 +1,76 @@
 //! Leaving nothing behind: the work directories of this process are
-//! registered so that Ctrl-C can unmount and remove them, and those of
-//! processes that died (SIGKILL, power loss) are reaped by the next run.
+//! registered so that a stop signal can unmount and remove them, and those
+//! of processes that died (SIGKILL, power loss) are reaped by the next run.
+//!
+//! Whether a work directory is alive is decided by a lock, not by its PID:
+//! the run holds an exclusive `flock` on `WORK/.lock` for its whole life,
+//! and a reaper removes only directories whose lock it can take. A live run
+//! in another PID namespace sharing the cache is never reaped, and a dead
+//! one is reaped although another process now has its PID. Creating and
+//! reaping take `ROOT.lock` (beside the work root) in turn, so a reaper
+//! never sees a directory whose lock is not yet held.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+
+use rustix::fs::{flock, FlockOperation};
+
+use crate::error::{io_err, Result};
 
 static ACTIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Mount points a work directory may hold, innermost first.
 const MOUNTS: &[&str] = &["test-merged", "merged", "lower"];
+
+/// The lock file in each work directory.
+const LOCK: &str = ".lock";
+
+/// The OCI runtime a work directory's containers were started with.
+const RUNTIME: &str = ".runtime";
+
+/// Opens (creating) `path` and takes an exclusive lock on it, waiting for
+/// it when `wait`; `None` when another open file holds it.
+fn lock(path: &Path, wait: bool) -> Result<Option<File>> {
+    let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io_err(path))?;
+    let op = if wait { FlockOperation::LockExclusive } else { FlockOperation::NonBlockingLockExclusive };
+    match flock(&f, op) {
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(io_err(path)(e.into())),
+    }
+}
+
+/// Creates a work directory under `root` (reaping dead ones first) and
+/// returns it with the lock that marks it alive, to be held until it is
+/// removed.
+pub(crate) fn create(root: &Path, name: &str) -> Result<(PathBuf, File)> {
+    std::fs::create_dir_all(root).map_err(io_err(root))?;
+    let _root = lock(&root.with_extension("lock"), true)?;
+    reap_locked(root);
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let held = lock(&dir.join(LOCK), false)?.ok_or_else(|| crate::error::Error::Invalid(format!("{}: locked by another run", dir.display())))?;
+    register(&dir);
+    Ok((dir, held))
+}
+
+/// Notes the OCI runtime (`--runtime`, else the one found) that starts
+/// containers in `work`, so that whoever cleans up stops them with it.
+pub(crate) fn record_runtime(work: &Path, runtime: &Path) -> Result<()> {
+    let path = work.join(RUNTIME);
+    std::fs::write(&path, runtime.as_os_str().as_encoded_bytes()).map_err(io_err(&path))
+}
+
+/// The runtime recorded for `work`, else the one on PATH.
+fn runtime_of(work: &Path) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    match std::fs::read(work.join(RUNTIME)) {
+        Ok(bytes) if !bytes.is_empty() => Some(PathBuf::from(std::ffi::OsString::from_vec(bytes))),
+        _ => crate::sandbox::find_runtime(None).ok(),
+    }
+}
 
 pub(crate) fn register(work: &Path) {
     if let Ok(mut a) = ACTIVE.lock() {
@@ -25,7 +86,7 @@ pub(crate) fn unregister(work: &Path) {
 
 /// Stops containers, unmounts and removes one work directory.
 pub fn remove_work_dir(work: &Path) {
-    let runtime = crate::sandbox::find_runtime(None).ok();
+    let runtime = runtime_of(work);
     for bundle in ["bundle", "test-bundle"] {
         let state = work.join(bundle).join("state");
         let (Some(rt), Ok(entries)) = (&runtime, std::fs::read_dir(&state)) else { continue };
@@ -62,14 +123,21 @@ pub fn cleanup_active() {
     }
 }
 
-/// Removes the work directories of processes that no longer run.
-pub fn reap_stale(work_root: &Path) {
+/// Removes the work directories no live run holds (the root lock held).
+fn reap_locked(work_root: &Path) {
     let Ok(entries) = std::fs::read_dir(work_root) else { return };
     for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            remove_work_dir(&e.path());
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let dir = e.path();
+        // No lock file: a directory whose run died before taking it.
+        let held = match std::fs::OpenOptions::new().read(true).open(dir.join(LOCK)) {
+            Ok(f) => matches!(flock(&f, FlockOperation::NonBlockingLockExclusive), Err(rustix::io::Errno::WOULDBLOCK)),
+            Err(_) => false,
+        };
+        if !held {
+            remove_work_dir(&dir);
         }
     }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use freshen_image::{Digest, HashingWriter, LayerBlob};
 
 use crate::error::{io_err, Error, Result};
+use crate::lowerview::{Found, LowerView};
 
 const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
@@ -83,8 +84,15 @@ pub struct LayerStats {
 }
 
 fn xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    xattrs_of(path, false)
+}
+
+/// The xattrs of `path`, of what it leads to when `follow` (a lower
+/// entry reached through `/proc/self/fd`), else of `path` itself.
+fn xattrs_of(path: &Path, follow: bool) -> io::Result<BTreeMap<String, Vec<u8>>> {
     let mut names = vec![0u8; 4096];
-    let n = match rustix::fs::llistxattr(path, &mut names) {
+    let listed = if follow { rustix::fs::listxattr(path, &mut names) } else { rustix::fs::llistxattr(path, &mut names) };
+    let n = match listed {
         Ok(n) => n,
         Err(e) if e == rustix::io::Errno::NOTSUP => return Ok(BTreeMap::new()),
         Err(e) => return Err(e.into()),
@@ -96,7 +104,7 @@ fn xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
             continue;
         }
         let mut value = vec![0u8; 65536];
-        let len = rustix::fs::lgetxattr(path, name.as_str(), &mut value)?;
+        let len = if follow { rustix::fs::getxattr(path, name.as_str(), &mut value)? } else { rustix::fs::lgetxattr(path, name.as_str(), &mut value)? };
         value.truncate(len);
         out.insert(name, value);
     }
@@ -139,26 +147,23 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Whether the upper entry equals what the lower layers show at that path.
-fn same_as_lower(upper: &Path, um: &fs::Metadata, lower: &Path) -> io::Result<bool> {
-    let lm = match fs::symlink_metadata(lower) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => return Ok(false),
-        Err(e) => return Err(e),
-    };
+fn same_as_lower(upper: &Path, um: &fs::Metadata, lower: Option<&Found>) -> io::Result<bool> {
+    let Some(lower) = lower else { return Ok(false) };
+    let lm = &lower.meta;
     if um.file_type() != lm.file_type() || um.mode() != lm.mode() || um.uid() != lm.uid() || um.gid() != lm.gid() {
         return Ok(false);
     }
     let ft = um.file_type();
     let same = if ft.is_symlink() {
-        fs::read_link(upper)? == fs::read_link(lower)?
+        fs::read_link(upper)? == lower.read_link()?
     } else if ft.is_file() {
-        um.len() == lm.len() && same_content(upper, lower)?
+        um.len() == lm.len() && same_content(upper, &lower.path())?
     } else if ft.is_char_device() || ft.is_block_device() {
         um.rdev() == lm.rdev()
     } else {
         true
     };
-    Ok(same && (ft.is_symlink() || xattrs(upper)? == xattrs(lower)?))
+    Ok(same && (ft.is_symlink() || xattrs(upper)? == xattrs_of(&lower.path(), true)?))
 }
 
 /// One planned tar entry.
@@ -169,7 +174,8 @@ enum Item {
 
 struct Planner<'a> {
     upper: &'a Path,
-    lower: &'a Path,
+    lower: LowerView,
+    lower_dir: &'a Path,
     opts: &'a LayerOptions,
     stats: LayerStats,
 }
@@ -183,6 +189,16 @@ fn names_in(dir: &Path) -> Result<Vec<String>> {
 }
 
 impl Planner<'_> {
+    /// What the lower layers show at `rel`, resolved inside their root.
+    fn find_lower(&self, rel: &str) -> Result<Option<Found>> {
+        self.lower.find(rel).map_err(io_err(self.lower_path(rel)))
+    }
+
+    /// `rel` in the lower view, for messages.
+    fn lower_path(&self, rel: &str) -> PathBuf {
+        self.lower_dir.join(rel)
+    }
+
     /// Plans the entries below `rel`, returning them in tar order.
     ///
     /// `hide_lower`: the directory is opaque in the upper directory (a
@@ -193,11 +209,11 @@ impl Planner<'_> {
     fn dir(&mut self, rel: &str, hide_lower: bool) -> Result<Vec<Item>> {
         let dir = if rel.is_empty() { self.upper.to_path_buf() } else { self.upper.join(rel) };
         let mut names = names_in(&dir)?;
-        let lower_dir = if rel.is_empty() { self.lower.to_path_buf() } else { self.lower.join(rel) };
         // Lower entries the recreated directory no longer has.
         let mut gone = Vec::new();
-        if hide_lower && fs::symlink_metadata(&lower_dir).is_ok_and(|m| m.is_dir()) {
-            for name in names_in(&lower_dir)? {
+        let lower_dir = if hide_lower { self.find_lower(rel)?.filter(|l| l.meta.is_dir()) } else { None };
+        if let Some(lower_dir) = lower_dir {
+            for name in names_in(&lower_dir.path())? {
                 if fs::symlink_metadata(dir.join(&name)).is_err() {
                     gone.push(name.clone());
                     names.push(name);
@@ -218,9 +234,9 @@ impl Planner<'_> {
             }
             let full = self.upper.join(&child);
             let meta = fs::symlink_metadata(&full).map_err(io_err(&full))?;
-            let lower = self.lower.join(&child);
+            let lower = self.find_lower(&child)?;
             if is_whiteout(&meta) {
-                if fs::symlink_metadata(&lower).is_ok() {
+                if lower.is_some() {
                     self.stats.whiteouts += 1;
                     out.push(Item::Whiteout { rel: child });
                 }
@@ -232,9 +248,11 @@ impl Planner<'_> {
             }
             if meta.is_dir() {
                 let children = self.dir(&child, hide_lower || is_opaque(&full))?;
-                let lm = fs::symlink_metadata(&lower).ok();
-                let changed = match &lm {
-                    Some(lm) => !lm.is_dir() || lm.mode() != meta.mode() || lm.uid() != meta.uid() || lm.gid() != meta.gid() || xattrs(&full).map_err(io_err(&full))? != xattrs(&lower).map_err(io_err(&lower))?,
+                let changed = match &lower {
+                    Some(l) => {
+                        let lm = &l.meta;
+                        !lm.is_dir() || lm.mode() != meta.mode() || lm.uid() != meta.uid() || lm.gid() != meta.gid() || xattrs(&full).map_err(io_err(&full))? != xattrs_of(&l.path(), true).map_err(io_err(self.lower_path(&child)))?
+                    }
                     None => true,
                 };
                 if changed || !children.is_empty() {
@@ -246,7 +264,7 @@ impl Planner<'_> {
             if meta.file_type().is_socket() {
                 continue;
             }
-            if same_as_lower(&full, &meta, &lower).map_err(io_err(&full))? {
+            if same_as_lower(&full, &meta, lower.as_ref()).map_err(io_err(&full))? {
                 self.stats.unchanged_dropped += 1;
                 continue;
             }
@@ -351,7 +369,8 @@ fn write_items<W: Write>(b: &mut tar::Builder<W>, items: &[Item], clamp: u64, st
 /// Writes the patch layer for `upper` over the merged lower view `lower`
 /// into `blobs` (a `blobs/sha256` directory).
 pub fn write_patch_layer(upper: &Path, lower: &Path, blobs: &Path, opts: &LayerOptions) -> Result<(LayerBlob, LayerStats)> {
-    let mut planner = Planner { upper, lower, opts, stats: LayerStats::default() };
+    let view = LowerView::open(lower).map_err(io_err(lower))?;
+    let mut planner = Planner { upper, lower: view, lower_dir: lower, opts, stats: LayerStats::default() };
     let items = planner.dir("", false)?;
     let mut stats = planner.stats;
     fs::create_dir_all(blobs).map_err(io_err(blobs))?;
@@ -440,5 +459,32 @@ mod tests {
         assert_eq!(names, ["d/", "d/new.txt", "d/.wh.old.txt", "d/sub/", "d/sub/.wh.gone.txt", "etc/", "etc/keygen.conf"]);
         assert_eq!(stats.secrets_left_out, ["etc/ssh/ssh_host_ed25519_key"]);
         assert_eq!((stats.whiteouts, stats.unchanged_dropped), (2, 2));
+    }
+    /// A lower layer's absolute symlink on the path of a changed file
+    /// (`d -> HOST`, replaced by a directory in the upper one) is resolved
+    /// inside the image: the host directory it names is never compared
+    /// with, so a file equal to the host's is still written, and the host's
+    /// names give no whiteouts.
+    #[test]
+    fn lower_symlinks_resolve_inside_the_image() {
+        let t = tempfile::tempdir().unwrap();
+        let (lower, upper, blobs, host) = (t.path().join("lower"), t.path().join("upper"), t.path().join("blobs"), t.path().join("host"));
+        write(&host.join("x"), "same as the host\n");
+        write(&host.join("host-only-name"), "h\n");
+        fs::create_dir_all(&lower).unwrap();
+        std::os::unix::fs::symlink(&host, lower.join("d")).unwrap();
+        write(&upper.join("d/x"), "same as the host\n");
+        for p in [&upper.join("d"), &host] {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        rustix::fs::lsetxattr(upper.join("d"), OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty()).unwrap();
+        let opts = LayerOptions { clamp_mtime: 1_700_000_000, compression: Compression::Gzip, docker_media_types: false, exclude: vec![], created_by: "test".into() };
+        let (layer, stats) = write_patch_layer(&upper, &lower, &blobs, &opts).unwrap();
+        let f = File::open(blobs.join(layer.digest.hex())).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(f));
+        let names: Vec<String> = archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["d/", "d/x"]);
+        assert_eq!((stats.whiteouts, stats.unchanged_dropped), (0, 0));
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 mod error;
 pub mod layer;
 mod local;
+mod lowerview;
 mod patch;
 pub mod prune;
 mod reuse;

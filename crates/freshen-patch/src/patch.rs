@@ -94,18 +94,22 @@ pub enum Outcome {
     Patched(Box<Patched>),
 }
 
-/// A scratch directory removed on drop (mounts inside are already gone).
-pub struct WorkDir(pub PathBuf);
+/// A scratch directory removed on drop (mounts inside are already gone),
+/// marked alive by the lock it holds (see [`crate::cleanup`]).
+pub struct WorkDir(pub PathBuf, #[allow(dead_code)] std::fs::File);
 
 impl WorkDir {
     fn create(root: &Path) -> Result<WorkDir> {
-        std::fs::create_dir_all(root).map_err(io_err(root))?;
-        crate::cleanup::reap_stale(root);
         let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let dir = root.join(format!("{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        crate::cleanup::register(&dir);
-        Ok(WorkDir(dir))
+        let (dir, lock) = crate::cleanup::create(root, &format!("{}-{n}", std::process::id()))?;
+        Ok(WorkDir(dir, lock))
+    }
+
+    /// The directory's name (`PID-NANOS`): unique also among runs in other
+    /// PID namespaces sharing the cache, so container ids and cgroups made
+    /// from it are too.
+    fn name(&self) -> String {
+        self.0.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 }
 
@@ -301,6 +305,7 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
     // Run apt in the sandbox.
     let t = Instant::now();
     let runtime = sandbox::find_runtime(opts.runtime.as_deref())?;
+    crate::cleanup::record_runtime(&ctx.work.0, &runtime)?;
     let upper = run_dir.join("upper");
     let merged = ctx.work.0.join("merged");
     let overlay = Overlay::mount(&lowers, Some((&upper, &run_dir.join("work"))), &merged)?;
@@ -335,7 +340,7 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
         limits: opts.limits,
     };
     let task = opts.progress.begin(&format!("apt: upgrade {} packages in the sandbox", ctx.todo.len()), None);
-    let out = sandbox::run(&runtime, &ctx.work.0.join("bundle"), &merged, &format!("freshen-{}", std::process::id()), &run)?;
+    let out = sandbox::run(&runtime, &ctx.work.0.join("bundle"), &merged, &format!("freshen-{}", ctx.work.name()), &run)?;
     if !out.success {
         return Err(Error::Invalid(format!("apt failed in the sandbox ({}): {}", out.status(), out.tail(6))));
     }
@@ -368,7 +373,7 @@ fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], timings: &m
         let test_merged = ctx.work.0.join("test-merged");
         let _test = Overlay::mount(&test_lowers, Some((&run_dir.join("test-upper"), &run_dir.join("test-work"))), &test_merged)?;
         let tr = RunSpec { args: vec!["/bin/sh".into(), "-c".into(), cmd.clone()], env: vec![], binds: vec![], limits: opts.limits };
-        let out = sandbox::run(&runtime, &ctx.work.0.join("test-bundle"), &test_merged, &format!("freshen-test-{}", std::process::id()), &tr)?;
+        let out = sandbox::run(&runtime, &ctx.work.0.join("test-bundle"), &test_merged, &format!("freshen-test-{}", ctx.work.name()), &tr)?;
         if !out.success {
             return Err(Error::Invalid(format!("--test `{cmd}` failed in the patched image ({}): {}", out.status(), out.tail(6))));
         }

@@ -105,10 +105,10 @@ enum Kind {
 fn layer_entries(source: &dyn ImageSource, layer: &Layer) -> Result<Vec<(String, Kind)>> {
     let raw = source.open_layer(layer)?;
     let lerr = |e: std::io::Error| Error::Invalid(format!("layer {} ({}): {e}", layer.index, layer.digest));
-    let mut stream = freshen_image::decompress(raw).map_err(lerr)?;
+    let mut stream = freshen_image::decompress(raw, layer.size).map_err(lerr)?;
     let mut out = Vec::new();
     {
-        let mut archive = tar::Archive::new(&mut stream);
+        let mut archive = tar::Archive::new(freshen_image::targuard::TarGuard::new(&mut stream));
         for e in archive.entries().map_err(lerr)? {
             let e = e.map_err(lerr)?;
             let p = e.path().map_err(lerr)?.to_string_lossy().trim_start_matches("./").trim_start_matches('/').trim_end_matches('/').to_string();

@@ -80,7 +80,7 @@ pub fn unpack_layer(tar: impl Read, dest: &Path, label: &str) -> Result<UnpackSt
         stats: UnpackStats::default(),
         buf: vec![0u8; 256 << 10],
     };
-    let mut archive = tar::Archive::new(tar);
+    let mut archive = tar::Archive::new(freshen_image::targuard::TarGuard::new(tar));
     let entries = archive.entries().map_err(|e| u.read_err(e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| u.read_err(e))?;

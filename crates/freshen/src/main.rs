@@ -3,6 +3,7 @@
 mod commands;
 mod output;
 mod progress;
+mod signals;
 mod vex;
 
 use std::process::ExitCode;
@@ -59,8 +60,8 @@ enum Command {
     Manpages(commands::completions::ManpagesArgs),
 }
 
-/// Whether the process is still running, was interrupted (Ctrl-C), or has
-/// its result: exactly one of the Ctrl-C handler and `main` reports.
+/// Whether the process is still running, was interrupted (a stop signal),
+/// or has its result: exactly one of the signal handler and `main` reports.
 static STATE: AtomicU8 = AtomicU8::new(RUNNING);
 const RUNNING: u8 = 0;
 const INTERRUPTED: u8 = 1;
@@ -69,11 +70,13 @@ const FINISHED: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     progress::set_quiet(cli.quiet);
-    // `run` and `watch` stop after the step in flight (SIGINT, SIGTERM); a
-    // second signal stops them at once, as it does every other command.
+    // `run` and `watch` stop after the step in flight (SIGINT, SIGTERM,
+    // SIGHUP); a second signal stops them at once, as it does every other
+    // command.
     let graceful = matches!(cli.command, Command::Run(_) | Command::Watch(_));
-    // Ctrl-C: stop sandboxed containers, unmount and remove work directories.
-    let _ = ctrlc::set_handler(move || {
+    // Ctrl-C, SIGTERM, SIGHUP: stop sandboxed containers, unmount and
+    // remove work directories, exit 128 + the signal's number.
+    let _ = signals::install(move |signal| {
         if graceful && !freshen_host::stop::requested() {
             freshen_host::stop::request();
             eprintln!("stopping once the step in flight is done (signal again to stop at once)");
@@ -86,7 +89,7 @@ fn main() -> ExitCode {
         freshen_patch::cleanup::cleanup_active();
         commands::transport::remove_own_scratch();
         eprintln!("error: interrupted");
-        std::process::exit(130);
+        std::process::exit(signals::exit_code(signal));
     });
     let result = match cli.command {
         Command::Scan(args) => commands::scan::run(args),
@@ -101,8 +104,8 @@ fn main() -> ExitCode {
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
         Command::Manpages(args) => commands::completions::manpages(args, Cli::command()),
     };
-    // A command that failed because of Ctrl-C (its child processes got the
-    // signal too) leaves the report to the handler, which exits with 130.
+    // A command that failed because of a stop signal (its child processes
+    // got it too) leaves the report to the handler, which exits 128 + signal.
     if STATE.compare_exchange(RUNNING, FINISHED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
         loop {
             std::thread::park();

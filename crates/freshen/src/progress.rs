@@ -59,7 +59,7 @@ impl Progress for Bars {
             ),
             None => ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {msg:40!} {bytes:>10} {elapsed:>4}").unwrap_or_else(|_| ProgressStyle::default_spinner())),
         };
-        let bar = self.0.add(bar.with_message(label.to_string()));
+        let bar = self.0.add(bar.with_message(freshen_image::escape(label).into_owned()));
         if total.is_none() {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
         }
@@ -73,7 +73,7 @@ impl Task for Bar {
     }
     fn finish(&self, note: &str) {
         let msg = self.0.message();
-        let line = format!("{msg}: {}", if note.is_empty() { done(self.0.position(), self.0.elapsed().as_secs_f64()) } else { note.to_string() });
+        let line = format!("{msg}: {}", if note.is_empty() { done(self.0.position(), self.0.elapsed().as_secs_f64()) } else { freshen_image::escape(note).into_owned() });
         self.0.finish_and_clear();
         let _ = self.1.println(line);
     }
@@ -105,7 +105,7 @@ struct Line {
 
 impl Progress for Lines {
     fn begin(&self, label: &str, _total: Option<u64>) -> Box<dyn Task> {
-        Box::new(Line { label: label.to_string(), start: Instant::now(), bytes: AtomicU64::new(0) })
+        Box::new(Line { label: freshen_image::escape(label).into_owned(), start: Instant::now(), bytes: AtomicU64::new(0) })
     }
 }
 
@@ -114,7 +114,7 @@ impl Task for Line {
         self.bytes.fetch_add(n, Ordering::Relaxed);
     }
     fn finish(&self, note: &str) {
-        let note = if note.is_empty() { done(self.bytes.load(Ordering::Relaxed), self.start.elapsed().as_secs_f64()) } else { note.to_string() };
+        let note = if note.is_empty() { done(self.bytes.load(Ordering::Relaxed), self.start.elapsed().as_secs_f64()) } else { freshen_image::escape(note).into_owned() };
         eprintln!("{}: {note}", self.label);
     }
 }

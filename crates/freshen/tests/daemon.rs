@@ -18,10 +18,11 @@ fn image_id(d: &Dockerd, name: &str) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Leftovers of exports and loads in the cache's scratch directory.
+/// Leftovers of exports and loads in the cache's scratch directory (not
+/// the `.owner-` locks that mark processes alive).
 fn scratch_files(cache: &Path) -> Vec<String> {
     match std::fs::read_dir(cache.join("tmp")) {
-        Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with(".owner-")).collect(),
         Err(_) => Vec::new(),
     }
 }

@@ -44,7 +44,7 @@ fn rebase_moves_own_layers_and_checks_the_base() {
     let old = pack(&[(&old_root.dir, "old base")], &layout, "old");
     let new = pack(&[(&new_root.dir, "new base")], &layout, "new");
     let app = pack(&[(&old_root.dir, "old base"), (&app_dir.dir, "COPY app")], &layout, "app");
-    let installs = pack(&[(&old_root.dir, "old base"), (&dpkg_dir.dir, "apt-get install appdep")], &layout, "installs");
+    let installs = pack(&[(&old_root.dir, "old base"), (&dpkg_dir.dir, "apt-get install appdep\x1b]0;owned\x07")], &layout, "installs");
     let dest = |t: &str| format!("oci:{}:{t}", layout.display());
 
     // Nothing tells which layers are the base: a clear error.
@@ -91,7 +91,9 @@ fn rebase_moves_own_layers_and_checks_the_base() {
     assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), index_before, "nothing may be written");
     let out = freshen(&["rebase", &installs, "--onto", &new, "--old-base", &old, "-o", &dest("forced"), "--force"], &cache);
     ok(&out);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: layer 1"), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("warning: layer 1"), "{stderr}");
+    assert!(stderr.contains("appdep\\x1b]0;owned\\x07") && !stderr.contains('\u{1b}'), "the layer's history reached the terminal raw: {stderr}");
 }
 
 #[test]

@@ -67,7 +67,7 @@ impl Client {
             }
             Err(e) => return Err(connect_error(&display, host, &e)),
         };
-        let challenge = if ping.status() == 401 { header(&ping, "www-authenticate").and_then(|h| auth::parse_challenge(&h)) } else { None };
+        let challenge = if ping.status() == 401 && answered_by(&ping, &base) { header(&ping, "www-authenticate").and_then(|h| auth::parse_challenge(&h)) } else { None };
         Ok(Client {
             display,
             repository: r.repository.clone(),
@@ -100,12 +100,14 @@ impl Client {
     /// Sends a request, authenticating as the registry asks: on a 401 the
     /// challenge is (re)read and a repeatable request is sent once more.
     /// Any status comes back as a response; only transport failures are
-    /// errors. Credentials go only to this registry, never to a redirect
-    /// target (ureq drops `Authorization` on redirects).
+    /// errors. Credentials go only to this registry's origin (scheme, host
+    /// and port), never to a redirect target (ureq drops `Authorization`
+    /// on redirects), and only a challenge this origin sent is followed.
     pub fn send(&self, method: Method, url: &str, headers: &[(&str, &str)], mut body: Body) -> Result<Resp> {
         let mut retried = false;
+        let ours = freshen_http::same_origin(url, &self.base);
         loop {
-            let authorization = if url.starts_with(&self.base) { self.authorization(retried)? } else { None };
+            let authorization = if ours { self.authorization(retried)? } else { None };
             let mut req = http::Request::builder().method(method.clone()).uri(url);
             for (k, v) in headers {
                 req = req.header(*k, *v);
@@ -121,7 +123,9 @@ impl Client {
                 Body::Stream(r, None) => self.run(req.body(SendBody::from_reader(*r))),
             };
             let resp = sent.map_err(|e| Error::Invalid(format!("{}: {method} {}: {}", self.display, strip_query(url), one_line(&e.to_string()))))?;
-            if resp.status() != 401 || retried || matches!(body, Body::Stream(..)) {
+            // A 401 from elsewhere (a host a redirect reached, an upload URL
+            // on another port) names no realm we may send credentials to.
+            if resp.status() != 401 || retried || !ours || !answered_by(&resp, &self.base) || matches!(body, Body::Stream(..)) {
                 return Ok(resp);
             }
             let fresh = header(&resp, "www-authenticate").and_then(|h| auth::parse_challenge(&h));
@@ -203,11 +207,17 @@ impl Client {
 
     /// Reads a response body of at most `limit` bytes.
     pub fn read_small(&self, resp: Resp, limit: u64) -> Result<Vec<u8>> {
-        resp.into_body()
-            .with_config()
-            .limit(limit)
-            .read_to_vec()
-            .map_err(|e| Error::Invalid(format!("{}: reading a response: {}", self.display, one_line(&e.to_string()))))
+        let mut out = Vec::new();
+        self.body(resp, limit)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Invalid(format!("{}: reading a response: {}", self.display, one_line(&e.to_string()))))?;
+        Ok(out)
+    }
+
+    /// A response body of at most `limit` bytes, held to the minimum
+    /// progress rule (a stalled or trickling registry fails the read).
+    pub fn body(&self, resp: Resp, limit: u64) -> freshen_http::Steady<ureq::BodyReader<'static>> {
+        self.agent.body(resp, limit)
     }
 
     /// A one-line error for an unexpected response to `what`, with the
@@ -238,6 +248,11 @@ impl Client {
 /// `--ca-file`, proxies from the environment), TLS checks as asked.
 fn agent(t: &Transport) -> std::result::Result<Http, freshen_http::Error> {
     Http::new(&freshen_http::Policy { ca_file: t.ca_file.clone(), tls_verify: t.tls_verify, ..freshen_http::Policy::default() })
+}
+
+/// Whether `resp` came from `base`'s origin (not from where a redirect led).
+fn answered_by(resp: &Resp, base: &str) -> bool {
+    freshen_http::final_url(resp).is_some_and(|u| freshen_http::same_origin(&u.to_string(), base))
 }
 
 fn get(agent: &Http, url: &str) -> std::result::Result<Resp, freshen_http::Error> {

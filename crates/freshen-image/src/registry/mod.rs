@@ -105,6 +105,7 @@ fn fetch_manifest(client: &Client, reference: &str, expected: Option<&Digest>) -
             return Err(Error::Invalid(format!("{}: manifest `{reference}`: digest mismatch: expected {want}, content hashes to {got}", client.display)));
         }
     }
+    crate::jsonsize::check(&bytes).map_err(|reason| Error::Json { what: "manifest", digest: got.to_string(), reason })?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::Json { what: "manifest", digest: got.to_string(), reason: e.to_string() })?;
     let media_type = value["mediaType"].as_str().map(str::to_string).unwrap_or_else(|| content_type.split(';').next().unwrap_or("").trim().to_string());
@@ -141,7 +142,7 @@ impl ImageSource for RegistrySource {
             return Err(self.client.fail(&format!("layer {} ({})", layer.index, layer.digest), resp));
         }
         let task = self.progress.begin(&format!("pull {}", layer.digest.short()), layer.size);
-        let verified = VerifyingReader::new(resp.into_body().into_reader(), layer.digest.clone(), layer.size);
+        let verified = VerifyingReader::new(self.client.body(resp, u64::MAX), layer.digest.clone(), layer.size);
         let stream = Finishing { inner: Counting::new(verified, task), done: false };
         match spooled {
             Some(path) => Ok(Box::new(Spooling::new(stream, path))),

@@ -117,7 +117,7 @@ pub fn run(args: Args) -> Result<u8> {
         s.unchanged_dropped
     );
     if !s.secrets_left_out.is_empty() {
-        println!("left out of the layer (per-instance secrets the image did not ship as apt made them): {}", s.secrets_left_out.join(", "));
+        println!("left out of the layer (per-instance secrets the image did not ship as apt made them): {}", freshen_image::escape(&s.secrets_left_out.join(", ")));
     }
     println!("wrote {output} ({digest})");
     let cves = crate::vex::fixed_cves(&patched.upgraded);

@@ -124,7 +124,7 @@ pub fn run(args: Args) -> Result<u8> {
         if !args.force {
             bail!("{msg}; rebuild the image on the new base instead, or pass --force");
         }
-        eprintln!("warning: {msg}");
+        eprintln!("warning: {}", freshen_image::escape(&msg));
     }
     // Recorded as the OCI annotation expects: a registry name when there is one.
     let base_name = match &onto {

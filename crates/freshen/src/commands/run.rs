@@ -80,7 +80,7 @@ pub fn run(args: Args) -> Result<u8> {
         table(&rows, &mut std::io::stdout().lock())?;
     }
     if let Some(e) = &report.discovery_error {
-        eprintln!("error: discovery: {e}");
+        eprintln!("error: discovery: {}", freshen_image::escape(&e.to_string()));
     }
     let pending = report.pending_security();
     let exposed = report.outcomes.iter().filter(|o| o.pending_security() > 0).count();

@@ -55,7 +55,7 @@ impl ImageArgs {
     /// goes when the returned guard is dropped.
     pub fn spooling_transport(&self, progress: Arc<dyn freshen_image::Progress>) -> Result<(Transport, Spool)> {
         let mut t = self.transport(progress)?;
-        let dir = t.tmp_dir.join(format!("freshen-spool-{}-0", std::process::id()));
+        let dir = t.tmp_dir.join(format!("freshen-spool-{}-0", freshen_image::scratch_owner()));
         std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
         t.spool = Some(dir.clone());
         Ok((t, Spool(dir)))
@@ -107,6 +107,7 @@ impl TransportArgs {
         secure_cache(cache)?;
         let tmp_dir = cache.join("tmp");
         std::fs::create_dir_all(&tmp_dir).map_err(|e| anyhow::anyhow!("{}: {e}", tmp_dir.display()))?;
+        freshen_image::hold_owner_lock(&tmp_dir)?;
         reap_stale(&tmp_dir);
         let _ = SCRATCH.set(tmp_dir.clone());
         Ok(Transport { creds, tls_verify: self.tls_verify, ca_file: self.ca_file.clone(), docker_host: self.docker_host.clone(), tmp_dir, spool: None, progress })
@@ -147,18 +148,26 @@ pub fn secure_cache(cache: &Path) -> Result<()> {
 
 static SCRATCH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
-/// Removes scratch files and spools (`freshen-WHAT-PID-N…`) whose process is gone
-/// (`own`: this process's too, when it is being interrupted).
+/// Removes scratch files and spools (`freshen-WHAT-OWNER-N…`) whose
+/// process is gone, by the lock each process holds while it lives
+/// (`own`: this process's too, when it is being interrupted), and the
+/// locks of the gone.
 fn remove_scratch(tmp_dir: &Path, own: bool) {
     let Ok(entries) = std::fs::read_dir(tmp_dir) else { return };
+    let me = freshen_image::scratch_owner();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let pid = name.strip_prefix("freshen-").and_then(|r| r.split('-').nth(1)).and_then(|p| p.parse::<u32>().ok());
-        if let Some(pid) = pid {
-            if (own && pid == std::process::id()) || !Path::new(&format!("/proc/{pid}")).exists() {
-                let path = e.path();
-                let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        let path = e.path();
+        if let Some(owner) = name.strip_prefix(".owner-").filter(|o| !o.ends_with(".new") && *o != me) {
+            if freshen_image::owner_gone(tmp_dir, owner) {
+                let _ = std::fs::remove_file(&path);
             }
+            continue;
+        }
+        let Some(owner) = name.strip_prefix("freshen-").and_then(|r| r.split('-').nth(1)) else { continue };
+        let gone = if owner == me { own } else { freshen_image::owner_gone(tmp_dir, owner) };
+        if gone {
+            let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
         }
     }
 }
