@@ -50,6 +50,8 @@ enum Command {
     Cache(commands::cache::Args),
     /// What the state database knows: every target's pending security fixes, exposure and last action.
     Status(commands::status::Args),
+    /// What the Dokku plugin runs: report, patch, and the pre-release-builder trigger.
+    Dokku(commands::dokku::Args),
 }
 
 /// Whether the process is still running, was interrupted (Ctrl-C), or has
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(args),
         Command::Watch(args) => commands::watch::run(args),
         Command::Cache(args) => commands::cache::run(args),
+        Command::Dokku(args) => commands::dokku::run(args),
     };
     // A command that failed because of Ctrl-C (its child processes got the
     // signal too) leaves the report to the handler, which exits with 130.

@@ -1,5 +1,6 @@
 pub mod cache;
 pub mod copy;
+pub mod dokku;
 pub mod host;
 pub mod patch;
 pub mod rebase;

@@ -55,7 +55,7 @@ pub fn run(args: Args) -> Result<u8> {
 }
 
 /// `3d 4h`, `2h 5m`, `40s`.
-fn human(secs: i64) -> String {
+pub fn human(secs: i64) -> String {
     let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{secs}s"),

@@ -1,0 +1,78 @@
+//! A few files of an image, read through a container created from it and
+//! never started (`POST /containers/create`, then `GET
+//! /containers/{id}/archive?path=...` per wanted path, then `DELETE`):
+//! the Engine reads them from its own layer store, so nothing is exported.
+//! What a scan reads (dpkg status, apt sources, keyrings, os-release) is a
+//! few hundred kilobytes, however large the image.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{http, Engine};
+use crate::error::{io_err, Error, Result};
+use crate::files::{read_dir_files, Interest, RootFiles};
+use crate::transport::Transport;
+
+/// The files of image `name` (`NAME:TAG` or an id) that `interest` wants,
+/// as [`read_dir_files`] gives them for a directory: symlinks are kept and
+/// followed within the image's root only. The container is removed
+/// whatever happens; one a crash left carries the label
+/// `org.freshen.read-files`.
+pub fn read_files(name: &str, interest: &Interest, t: &Transport) -> Result<RootFiles> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let engine = Engine::new(t)?;
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let container = format!("freshen-read-files-{}-{n}", std::process::id());
+    let body = serde_json::json!({
+        "Image": name,
+        "Entrypoint": ["/nonexistent"],
+        "Cmd": [],
+        "NetworkDisabled": true,
+        "Labels": { "org.freshen.read-files": "1" },
+        "HostConfig": { "NetworkMode": "none" },
+    });
+    let id = super::create_container(t, &container, &body).map_err(|e| Error::Invalid(format!("docker-daemon:{name}: {e}")))?;
+    let dir = t.tmp_dir.join(format!("freshen-files-{}-{n}", std::process::id()));
+    let read = fs::create_dir(&dir).map_err(io_err(&dir)).and_then(|()| fetch_into(&engine, name, &id, interest, &dir)).and_then(|()| read_dir_files(&dir, interest));
+    let _ = fs::remove_dir_all(&dir);
+    let removed = engine.call("DELETE", &format!("/containers/{}?force=1", http::escape(&id)), None).and_then(|r| engine.check(r, &format!("removing container {container}")));
+    let files = read?;
+    removed?;
+    Ok(files)
+}
+
+/// Unpacks each wanted path of container `id` under `dir`, a path the
+/// image lacks skipped.
+fn fetch_into(engine: &Engine, name: &str, id: &str, interest: &Interest, dir: &Path) -> Result<()> {
+    for wanted in interest.paths {
+        let path = wanted.trim_end_matches('/');
+        let what = format!("docker-daemon:{name}: reading /{path}");
+        let resp = engine.call("GET", &format!("/containers/{}/archive?path=/{}", http::escape(id), http::escape(path)), None)?;
+        if resp.status == 404 {
+            let _ = engine.read_small(resp.body, &what);
+            continue;
+        }
+        let resp = engine.check(resp, &what)?;
+        let tar = engine.read_small(resp.body, &what)?;
+        // The archive names entries from the path's last component.
+        let parent: PathBuf = Path::new(path).parent().map(|p| dir.join(p)).unwrap_or_else(|| dir.to_path_buf());
+        fs::create_dir_all(&parent).map_err(io_err(&parent))?;
+        let mut archive = tar::Archive::new(tar.as_slice());
+        archive.set_preserve_permissions(false);
+        archive.set_unpack_xattrs(false);
+        archive.set_overwrite(true);
+        let entries = archive.entries().map_err(|e| Error::Invalid(format!("{what}: {}", crate::text::tar_error(&e))))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| Error::Invalid(format!("{what}: {}", crate::text::tar_error(&e))))?;
+            // Only files, directories and symlinks; unpack_in refuses paths
+            // that leave `parent`.
+            use tar::EntryType::*;
+            if !matches!(entry.header().entry_type(), Regular | Directory | Symlink) {
+                continue;
+            }
+            entry.unpack_in(&parent).map_err(|e| Error::Invalid(format!("{what}: unpacking into {}: {e}", parent.display())))?;
+        }
+    }
+    Ok(())
+}
