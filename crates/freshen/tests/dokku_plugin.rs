@@ -184,6 +184,19 @@ fn every_build_is_patched_before_release() {
     assert_eq!(built, after, "a build with nothing pending was changed");
     assert_eq!(deployed(&d).1, "websrv 1.1");
 
+    // `dokku freshen:patch`: a fix published for the running app is
+    // patched in now and Dokku restarts the app on it; then nothing is
+    // left to do for any app. An app without containers is an error.
+    live.publish("1.2", false);
+    let (stdout, stderr) = text(&host.run(&["freshen:patch", "shop"], 0));
+    assert!(stdout.contains("-----> shop: patched (1 packages upgraded)") && stdout.contains("       websrv 1.1 -> 1.2"), "{stdout}{stderr}");
+    assert_eq!(deployed(&d).1, "websrv 1.2");
+    let (stdout, stderr) = text(&host.run(&["freshen:patch", "--all"], 0));
+    assert!(stdout.contains("-----> shop: unchanged"), "{stdout}{stderr}");
+    host.app("blog", "web=1\n");
+    let (_, err) = text(&host.run(&["freshen:patch", "blog"], 1));
+    assert!(err.contains(" !     App blog has no running containers: nothing to patch"), "{err}");
+
     // (c) The image's archive unreachable: said so, the build released
     // unpatched, the deploy goes on; with dokku.strict the deploy fails
     // and the app keeps running what it ran.
