@@ -52,7 +52,9 @@ pub fn pre_release(ctx: &Context, state: Option<&mut State>, app: &str, image: &
         None => {
             let interest = Interest { paths: freshen_apt::system::PATHS, keep_versions: freshen_apt::system::VERSIONED_PATHS };
             let files = daemon::read_files(image, &interest, ctx.transport)?;
+            let read = started.elapsed().as_secs_f64();
             let result = pass::scan_files(&fetcher, files, id.clone(), started);
+            info!(image, read_seconds = read, scan_seconds = started.elapsed().as_secs_f64() - read, "scanned the build");
             match result {
                 Ok((scanned, releases)) => {
                     if let Some(s) = state.as_deref() {
