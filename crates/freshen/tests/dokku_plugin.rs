@@ -252,6 +252,25 @@ fn the_trigger_never_fails_a_deploy_for_freshen_s_own_failure() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains(" !     freshen: not installed"), "{}", String::from_utf8_lossy(&out.stderr));
 
+    // The install trigger (run as root by `dokku plugin:install`): Dokku's
+    // user may run `freshen dokku ...` as root through sudo, a rule visudo
+    // accepts; without freshen it writes nothing.
+    let sudoers = work.join("sudoers-freshen");
+    let install = host.lib.join("plugins/enabled/freshen/install");
+    let bin = work.join("freshen");
+    let out = Command::new(&install).env("FRESHEN_BIN", &bin).env("FRESHEN_SUDOERS_FILE", &sudoers).env("DOKKU_SYSTEM_USER", "nobody").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let rule = std::fs::read_to_string(&sudoers).unwrap();
+    let bin = bin.display();
+    assert_eq!(rule, format!("nobody ALL=(root) NOPASSWD: {bin} --version, {bin} dokku *\n"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&sudoers).unwrap().permissions().mode() & 0o777, 0o440);
+    assert!(Command::new("visudo").arg("-cqf").arg(&sudoers).status().unwrap().success());
+    std::fs::remove_file(&sudoers).unwrap();
+    let out = Command::new(&install).env("FRESHEN_BIN", work.join("missing")).env("PATH", "/usr/bin:/bin").env("FRESHEN_SUDOERS_FILE", &sudoers).env("DOKKU_SYSTEM_USER", "nobody").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the freshen binary is not installed") && !sudoers.exists());
+
     // Dokku's dispatch: `dokku freshen` prints the help, `help` lists the
     // plugin, an unknown subcommand is not a command.
     let (help, _) = text(&host.run(&["freshen"], 0));
