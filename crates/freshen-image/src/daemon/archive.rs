@@ -47,12 +47,22 @@ pub fn read_files(name: &str, interest: &Interest, t: &Transport) -> Result<Root
 /// container's root for each, which is most of their time.
 fn fetch_into(engine: &Engine, name: &str, id: &str, interest: &Interest, dir: &Path) -> Result<()> {
     let paths = requests(interest);
-    let fetched: Vec<Result<Option<Vec<u8>>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = paths.iter().map(|path| s.spawn(move || fetch(engine, name, id, path))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid(format!("docker-daemon:{name}: a reading thread panicked"))))).collect()
-    });
-    for (path, tar) in paths.iter().zip(fetched) {
-        let Some(tar) = tar? else { continue };
+    let fetch_all = |paths: &[String]| -> Vec<Result<Option<Vec<u8>>>> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = paths.iter().map(|path| s.spawn(move || fetch(engine, name, id, path))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid(format!("docker-daemon:{name}: a reading thread panicked"))))).collect()
+        })
+    };
+    let mut fetched: Vec<(String, Result<Option<Vec<u8>>>)> = paths.iter().cloned().zip(fetch_all(&paths)).collect();
+    // A whole directory too large to read at once: its wanted paths one by one.
+    let too_large: Vec<String> = fetched.iter().filter(|(p, r)| r.is_err() && WHOLE.contains(&p.as_str())).map(|(p, _)| p.clone()).collect();
+    if !too_large.is_empty() {
+        fetched.retain(|(p, _)| !too_large.contains(p));
+        let below: Vec<String> = interest.paths.iter().map(|w| w.trim_end_matches('/').to_string()).filter(|w| too_large.iter().any(|d| w.starts_with(&format!("{d}/")))).collect();
+        fetched.extend(below.iter().cloned().zip(fetch_all(&below)));
+    }
+    for (path, tar) in &fetched {
+        let Some(tar) = tar.as_ref().map_err(|e| Error::Invalid(e.to_string()))? else { continue };
         let what = format!("docker-daemon:{name}: reading /{path}");
         // The archive names entries from the path's last component.
         let parent: PathBuf = Path::new(path).parent().map(|p| dir.join(p)).unwrap_or_else(|| dir.to_path_buf());
