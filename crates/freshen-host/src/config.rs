@@ -113,6 +113,10 @@ pub struct Dokku {
     /// Dokku's library root (`DOKKU_LIB_ROOT`): app deploy locks are under
     /// `data/apps/<app>/.deploy.lock`.
     pub lib_root: PathBuf,
+    /// The `pre-release-builder` trigger fails the deploy when freshen
+    /// itself fails (the Engine or an archive unreachable, a patch that
+    /// fails); by default it says why and lets the deploy go on unpatched.
+    pub strict: bool,
 }
 
 impl Default for Config {
@@ -138,7 +142,7 @@ impl Default for Config {
 
 impl Default for Dokku {
     fn default() -> Dokku {
-        Dokku { command: "dokku".into(), lib_root: PathBuf::from("/var/lib/dokku") }
+        Dokku { command: "dokku".into(), lib_root: PathBuf::from("/var/lib/dokku"), strict: false }
     }
 }
 
@@ -238,13 +242,13 @@ mod tests {
         assert_eq!(c.containers, Containers::All);
         assert_eq!((c.settle.0, c.health_timeout.0, c.all), (Duration::from_secs(10), Duration::from_secs(120), false));
         assert_eq!(c.state_dir, Path::new("/var/lib/freshen"));
-        assert_eq!(c.dokku.command, "dokku");
+        assert_eq!((c.dokku.command.as_str(), c.dokku.strict), ("dokku", false));
         assert_eq!((c.cache_max_size, c.cache_max_age.0), (Size(20 << 30), Duration::from_secs(30 * 86_400)));
         assert_eq!(c.listen, None);
-        let text = "listen = \"127.0.0.1:9470\"\ncontainers = \"labelled\"\nimages = [\"docker://r/base:1\"]\ninterval = \"1m30s\"\ncache_max_size = \"500M\"\ncache_max_age = \"7d\"\n[dokku]\nlib_root = \"/srv/dokku\"\n";
+        let text = "listen = \"127.0.0.1:9470\"\ncontainers = \"labelled\"\nimages = [\"docker://r/base:1\"]\ninterval = \"1m30s\"\ncache_max_size = \"500M\"\ncache_max_age = \"7d\"\n[dokku]\nlib_root = \"/srv/dokku\"\nstrict = true\n";
         let c = Config::parse(text, Path::new("f.toml")).unwrap();
         assert_eq!((c.containers, c.images.len(), c.interval.0.as_secs()), (Containers::Labelled, 1, 90));
-        assert_eq!(c.dokku.lib_root, Path::new("/srv/dokku"));
+        assert_eq!((c.dokku.lib_root.as_path(), c.dokku.strict), (Path::new("/srv/dokku"), true));
         assert_eq!(c.listen, Some("127.0.0.1:9470".parse().unwrap()));
         assert_eq!((c.cache_max_size.0, c.cache_max_age.0.as_secs()), (500 << 20, 7 * 86_400));
         assert_eq!((c.notify.pending_after.0.as_secs(), c.notify.webhook.as_deref()), (86_400, None));

@@ -247,10 +247,10 @@ fn patch_group(ctx: &Context, fetcher: &Fetcher, state: &State, source: &str, gr
 }
 
 /// An image and its patch, ready to be written.
-type Opened = (Box<dyn freshen_image::ImageSource>, Box<Patched>);
+pub(crate) type Opened = (Box<dyn freshen_image::ImageSource>, Box<Patched>);
 
 /// Runs the image's own apt on the image `source` names.
-fn patch_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> Result<Option<Opened>, String> {
+pub(crate) fn patch_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> Result<Option<Opened>, String> {
     let reference = ImageRef::parse(source).map_err(|e| e.to_string())?;
     let image = freshen_image::open(&reference, &ctx.platform, ctx.transport).map_err(|e| e.to_string())?;
     let opts = PatchOptions {
@@ -274,7 +274,7 @@ fn patch_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> Result<Option<
 /// Writes the patch to `dest`; a later name in the Engine of the same
 /// image only gets a tag. Returns the new image id (a manifest digest
 /// outside the Engine) and the rollback tag.
-fn write(ctx: &Context, patched: &Opened, dest: &str, first: Option<&PatchRecord>) -> Result<(String, Option<String>), String> {
+pub(crate) fn write(ctx: &Context, patched: &Opened, dest: &str, first: Option<&PatchRecord>) -> Result<(String, Option<String>), String> {
     let (image, p) = patched;
     let err = |e: freshen_image::Error| e.to_string();
     let name = engine_name(dest);
@@ -385,7 +385,7 @@ fn restart_app(ctx: &Context, o: &Outcome, record: &PatchRecord) -> DeployRecord
 }
 
 /// Fills in a target's outcome from its redeploy.
-fn finish(o: &mut Outcome, record: PatchRecord, deploy: DeployRecord, upgraded: &[(String, String)]) {
+pub(crate) fn finish(o: &mut Outcome, record: PatchRecord, deploy: DeployRecord, upgraded: &[(String, String)]) {
     o.to_patch = false;
     o.action = deploy.result;
     o.reason = deploy.reason.clone();

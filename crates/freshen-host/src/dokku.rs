@@ -15,6 +15,7 @@
 //! and CNB builder images present on a Dokku host are found by
 //! [`builder_images`], to be kept patched in place like configured images.
 
+pub mod release;
 mod run;
 
 use std::fs::{File, OpenOptions};
@@ -370,7 +371,7 @@ mod tests {
 
     #[test]
     fn a_missing_command_is_named() {
-        let config = Config { dokku: crate::config::Dokku { command: "/nonexistent/dokku".into(), lib_root: "/nonexistent/lib".into() }, ..Config::default() };
+        let config = Config { dokku: crate::config::Dokku { command: "/nonexistent/dokku".into(), lib_root: "/nonexistent/lib".into(), ..Default::default() }, ..Config::default() };
         assert!(!is_dokku_host(&config));
         let err = apps(&config).unwrap_err().to_string();
         assert_eq!(err, "dokku: Dokku's command `/nonexistent/dokku` not found (is Dokku installed? set dokku.command)");

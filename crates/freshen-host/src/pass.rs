@@ -49,12 +49,19 @@ impl Report {
     }
 }
 
-type Scans = BTreeMap<String, std::result::Result<Scanned, ScanFailure>>;
+pub(crate) type Scans = BTreeMap<String, std::result::Result<Scanned, ScanFailure>>;
 
 /// Runs one pass and records it in `state`. Call it under the pass lock.
 /// A stop asked for ([`crate::stop`]) ends it after the step in flight:
 /// what was done is recorded, targets not reached are left as they were.
 pub fn run(ctx: &Context, state: &mut State) -> Result<Report> {
+    run_only(ctx, state, None)
+}
+
+/// As [`run`], over the targets `keep` accepts only (`freshen dokku
+/// patch APP`); with a `keep`, targets left out stay as they were
+/// recorded (neither retired nor their scans forgotten).
+pub fn run_only(ctx: &Context, state: &mut State, keep: Option<&dyn Fn(&Target) -> bool>) -> Result<Report> {
     let started = Utc::now();
     let pass = state.begin_pass(started, ctx.dry_run)?;
     if !ctx.dry_run {
@@ -70,7 +77,10 @@ pub fn run(ctx: &Context, state: &mut State) -> Result<Report> {
             Err(e) => warn!(error = %e, "cannot look for replacements an interrupted pass left"),
         }
     }
-    let (targets, discovery_error) = discover(ctx);
+    let (mut targets, discovery_error) = discover(ctx);
+    if let Some(keep) = keep {
+        targets.retain(|t| keep(t));
+    }
     let fetcher = Fetcher::new(ctx.config.cache_dir.clone(), &ctx.http)?;
     let (scans, reused) = scan_all(ctx, &fetcher, state, &targets);
     let interrupted = stop::requested();
@@ -84,7 +94,7 @@ pub fn run(ctx: &Context, state: &mut State) -> Result<Report> {
     let stopped = interrupted.then(|| "interrupted: targets not reached were left as they were".to_string());
     let errors: Vec<String> = discovery_error.iter().cloned().chain(stopped).collect();
     let error = (!errors.is_empty()).then(|| errors.join("; "));
-    let complete = discovery_error.is_none() && !interrupted;
+    let complete = discovery_error.is_none() && !interrupted && keep.is_none();
     state.record_pass(pass, &scan_rows(&scans, &reused), &outcomes, complete, Utc::now(), error.as_deref())?;
     if complete {
         state.forget_scans_before(started)?;
@@ -174,7 +184,6 @@ fn scan_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> (std::result::R
 
 fn scan_image_inner(ctx: &Context, fetcher: &Fetcher, source: &str) -> std::result::Result<(Scanned, BTreeMap<String, String>), ScanFailure> {
     let started = Instant::now();
-    let failed = |e: &dyn std::fmt::Display| ScanFailure::Failed(e.to_string().replace('\n', " "));
     let reference = ImageRef::parse(source).map_err(|e| failed(&e))?;
     let interest = Interest { paths: freshen_apt::system::PATHS, keep_versions: freshen_apt::system::VERSIONED_PATHS };
     let (image_id, files) = match &reference {
@@ -185,6 +194,16 @@ fn scan_image_inner(ctx: &Context, fetcher: &Fetcher, source: &str) -> std::resu
             (Some(image.image().config_digest.to_string()), files)
         }
     };
+    scan_files(fetcher, files, image_id.unwrap_or_else(|| source.to_string()), started)
+}
+
+fn failed(e: &dyn std::fmt::Display) -> ScanFailure {
+    ScanFailure::Failed(e.to_string().replace('\n', " "))
+}
+
+/// Scans an image's dpkg and apt files (read since `started`) with
+/// changelogs; with the Release files the scan read and their SHA256.
+pub(crate) fn scan_files(fetcher: &Fetcher, files: freshen_image::RootFiles, image_id: String, started: Instant) -> std::result::Result<(Scanned, BTreeMap<String, String>), ScanFailure> {
     let opts = ScanOptions { now: Utc::now(), ignore_unreachable: false, changelogs: true };
     let scan = match freshen_apt::scan(fetcher, &View(files), &opts) {
         Ok(s) => s,
@@ -213,7 +232,7 @@ fn scan_image_inner(ctx: &Context, fetcher: &Fetcher, source: &str) -> std::resu
         .collect();
     // Memoised by the fetcher: what the scan read, no new request.
     let releases = freshen_apt::probe::probe(fetcher, &freshen_apt::probe::release_urls(fetcher, &scan.system)).map_err(|e| failed(&e))?;
-    let scanned = Scanned { image_id: image_id.unwrap_or_else(|| source.to_string()), installed: scan.system.installed.len(), pending, seconds: started.elapsed().as_secs_f64(), distro: scan.system.os.id.clone() };
+    let scanned = Scanned { image_id, installed: scan.system.installed.len(), pending, seconds: started.elapsed().as_secs_f64(), distro: scan.system.os.id.clone() };
     Ok((scanned, releases))
 }
 
@@ -253,7 +272,7 @@ pub fn plan(targets: &[Target], scans: &Scans, dry_run: bool, all: bool) -> Vec<
         .collect()
 }
 
-fn scan_rows(scans: &Scans, reused: &BTreeSet<String>) -> Vec<ScanRow> {
+pub(crate) fn scan_rows(scans: &Scans, reused: &BTreeSet<String>) -> Vec<ScanRow> {
     scans
         .iter()
         .map(|(source, r)| match r {

@@ -16,11 +16,13 @@
 //! (Engine 29 refuses anything below 1.44), where a fixed `/v1.41` (Debian
 //! bookworm's Engine 20.10) would fail.
 
+mod archive;
 mod containers;
 pub mod events;
 mod http;
 mod images;
 
+pub use archive::read_files;
 pub use images::{list_images, tag_image, ImageSummary};
 
 pub use containers::{

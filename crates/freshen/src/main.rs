@@ -58,6 +58,8 @@ enum Command {
     /// Write the man pages into a directory (for packaging).
     #[command(hide = true)]
     Manpages(commands::completions::ManpagesArgs),
+    /// What the Dokku plugin runs: report, patch, and the pre-release-builder trigger.
+    Dokku(commands::dokku::Args),
 }
 
 /// Whether the process is still running, was interrupted (a stop signal),
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::Host(args) => commands::install::run(args),
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
         Command::Manpages(args) => commands::completions::manpages(args, Cli::command()),
+        Command::Dokku(args) => commands::dokku::run(args),
     };
     // A command that failed because of a stop signal (its child processes
     // got it too) leaves the report to the handler, which exits 128 + signal.

@@ -128,7 +128,7 @@ fn a_patched_app_is_restarted_by_dokku_and_rolled_back_when_its_checks_fail() {
     d.ok(&["tag", "stale:latest", "library/app:1"]);
     let found = dokku::builder_images(&host.config, &t).unwrap();
     assert_eq!(found, ["docker-daemon:gliderlabs/herokuish:latest-24", "docker-daemon:heroku/builder:24"]);
-    let elsewhere = Config { dokku: Dokku { command: "freshen-test-no-dokku".into(), lib_root: "/nonexistent/dokku".into() }, ..Config::default() };
+    let elsewhere = Config { dokku: Dokku { command: "freshen-test-no-dokku".into(), lib_root: "/nonexistent/dokku".into(), ..Default::default() }, ..Config::default() };
     assert!(dokku::builder_images(&elsewhere, &t).unwrap().is_empty());
     assert!(host.calls().is_empty());
 }
@@ -182,11 +182,11 @@ fn apps_are_listed_as_dokku_lists_them() {
     assert_eq!(host.calls(), ["apps:list"]);
 
     // The stand-in refuses what it does not implement, loudly.
-    let out = Command::new(&host.config.dokku.command).args(["ps:rebuild", "shop"]).output().unwrap();
+    let out = Command::new(&host.config.dokku.command).args(["ps:stop", "shop"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`ps:rebuild shop` is not a dokku command."));
-    assert_eq!(host.calls(), ["ps:rebuild shop"]);
-    let missing = Config { dokku: Dokku { command: host.root.join("no-dokku").to_str().unwrap().into(), lib_root: host.lib.clone() }, ..Config::default() };
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`ps:stop shop` is not a dokku command."));
+    assert_eq!(host.calls(), ["ps:stop shop"]);
+    let missing = Config { dokku: Dokku { command: host.root.join("no-dokku").to_str().unwrap().into(), lib_root: host.lib.clone(), ..Default::default() }, ..Config::default() };
     let err = dokku::apps(&missing).unwrap_err().to_string();
     assert!(err.contains("no-dokku` not found"), "{err}");
 }

@@ -28,6 +28,8 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:9470";
 /// Dokku's plugin (the repository's `dokku-plugin/`): path, mode, content.
 pub const PLUGIN: &[(&str, u32, &[u8])] = &[
     ("commands", 0o755, include_bytes!("../../../../dokku-plugin/commands")),
+    ("functions", 0o644, include_bytes!("../../../../dokku-plugin/functions")),
+    ("help-functions", 0o644, include_bytes!("../../../../dokku-plugin/help-functions")),
     ("install", 0o755, include_bytes!("../../../../dokku-plugin/install")),
     ("plugin.toml", 0o644, include_bytes!("../../../../dokku-plugin/plugin.toml")),
     ("pre-release-builder", 0o755, include_bytes!("../../../../dokku-plugin/pre-release-builder")),

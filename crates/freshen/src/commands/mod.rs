@@ -1,6 +1,7 @@
 pub mod cache;
 pub mod completions;
 pub mod copy;
+pub mod dokku;
 pub mod host;
 pub mod install;
 pub mod manifest;
