@@ -271,6 +271,12 @@ struct Written {
 }
 
 fn diff(sys: &Emulated, upper: &Path, lower: &Path, blobs: &Path) -> (Vec<Written>, crate::layer::LayerStats) {
+    let (written, stats, _) = diff_blob(sys, upper, lower, blobs);
+    (written, stats)
+}
+
+/// As [`diff`], with the path of the layer blob.
+fn diff_blob(sys: &Emulated, upper: &Path, lower: &Path, blobs: &Path) -> (Vec<Written>, crate::layer::LayerStats, PathBuf) {
     let opts = LayerOptions { clamp_mtime: 1_700_000_000, compression: Compression::Gzip, docker_media_types: false, exclude: vec![], created_by: "test".into() };
     let (layer, stats) = write_patch_layer_with(sys, upper, lower, blobs, &opts).unwrap();
     let f = fs::File::open(blobs.join(layer.digest.hex())).unwrap();
@@ -301,7 +307,7 @@ fn diff(sys: &Emulated, upper: &Path, lower: &Path, blobs: &Path) -> (Vec<Writte
         });
         e.read_to_end(&mut Vec::new()).unwrap();
     }
-    (out, stats)
+    (out, stats, blobs.join(layer.digest.hex()))
 }
 
 /// What overlayfs leaves in an upper directory: whiteouts (devices 0:0),
@@ -339,7 +345,7 @@ fn differ_writes_whiteouts_devices_setuid_xattrs_and_links() {
             chmod(&root.join(d), 0o755);
         }
     }
-    let (written, stats) = diff(&sys, &upper, &lower, &blobs);
+    let (written, stats, blob) = diff_blob(&sys, &upper, &lower, &blobs);
     let uid = rustix::process::geteuid().as_raw() as u64;
     let entry = |name: &str, kind: T, mode: u32, uid: u64| Written { name: name.into(), kind, mode, uid, link: None, dev: None, xattrs: vec![] };
     let mut want = vec![
@@ -367,6 +373,17 @@ fn differ_writes_whiteouts_devices_setuid_xattrs_and_links() {
     }
     assert_eq!(written, want);
     assert_eq!((stats.whiteouts, stats.unchanged_dropped, stats.files), (1, 1, 5));
+
+    // The unpacker reads the layer back as the differ meant it.
+    let (back, dest) = (Emulated::new(), t.path().join("back"));
+    fs::create_dir_all(&dest).unwrap();
+    unpack_layer_with(&back, flate2::read::MultiGzDecoder::new(fs::File::open(blob).unwrap()), &dest, "sha256:patch").unwrap();
+    let st = |p: &str| back.lstat(&dest.join(p)).unwrap();
+    assert!(st("etc/gone").is_whiteout());
+    assert_eq!((st("bin/su").mode, st("bin/su").uid), (0o4755, 0));
+    assert_eq!((st("srv/null").kind, st("srv/null").rdev, st("srv/null").uid), (FileType::CharacterDevice, makedev(1, 3), 0));
+    assert_eq!(back.xattrs(&dest.join("bin/ping"), false).unwrap().get("security.capability").map(Vec::as_slice), Some(&b"\x01cap"[..]));
+    assert_eq!(fs::metadata(dest.join("usr/lib/b")).unwrap().ino(), fs::metadata(dest.join("usr/lib/a")).unwrap().ino());
 }
 
 /// A maintainer script's `rm -rf DIR; mkdir DIR` with one file as it
