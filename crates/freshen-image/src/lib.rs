@@ -47,4 +47,4 @@ pub use text::{escape, percent_encode, tar_error};
 pub use source::{Image, ImageSource, Layer, ParentIndex};
 pub use transport::Transport;
 pub use scratch::{hold_owner_lock, owner as scratch_owner, owner_gone};
-pub use write::{set_special, write_layer_from_dir, write_oci_layout, LayerBlob, LayoutImage};
+pub use write::{set_device, set_special, write_layer_from_dir, write_oci_layout, LayerBlob, LayoutImage};

@@ -120,14 +120,19 @@ fn append_tree<W: Write>(
 /// block device or a fifo (Linux's encoding of `st_rdev`).
 pub fn set_special(h: &mut tar::Header, meta: &fs::Metadata) -> io::Result<()> {
     let ft = meta.file_type();
-    h.set_entry_type(if ft.is_char_device() {
+    let kind = if ft.is_char_device() {
         tar::EntryType::Char
     } else if ft.is_block_device() {
         tar::EntryType::Block
     } else {
         tar::EntryType::Fifo
-    });
-    let rdev = meta.rdev();
+    };
+    set_device(h, kind, meta.rdev())
+}
+
+/// Sets `h` to a device node or fifo `kind` with the number `rdev`.
+pub fn set_device(h: &mut tar::Header, kind: tar::EntryType, rdev: u64) -> io::Result<()> {
+    h.set_entry_type(kind);
     h.set_device_major((((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff)) as u32)?;
     h.set_device_minor(((rdev & 0xff) | ((rdev >> 12) & !0xff)) as u32)
 }

@@ -15,6 +15,7 @@ pub mod prune;
 mod reuse;
 pub mod sandbox;
 mod seccomp;
+pub mod syscall;
 mod script;
 pub mod secrets;
 pub mod unpack;

@@ -4,22 +4,26 @@
 //! layer on the path of a changed file leads to the image's root, never
 //! to the host's files. What is found is held as an `O_PATH` descriptor
 //! and reached again through `/proc/self/fd`, so nothing is resolved twice.
+//! Its metadata is read through the [`Syscall`] the differ runs with.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
 
-pub(crate) struct LowerView {
+use crate::syscall::{Stat, Syscall};
+
+pub(crate) struct LowerView<'a> {
+    sys: &'a dyn Syscall,
     root: OwnedFd,
 }
 
 /// An entry of the lower view, not followed if it is a symlink.
 pub(crate) struct Found {
     file: File,
-    pub meta: fs::Metadata,
+    pub meta: Stat,
 }
 
 impl Found {
@@ -37,10 +41,10 @@ impl Found {
     }
 }
 
-impl LowerView {
-    pub fn open(dir: &Path) -> io::Result<LowerView> {
+impl<'a> LowerView<'a> {
+    pub fn open(sys: &'a dyn Syscall, dir: &Path) -> io::Result<LowerView<'a>> {
         let root = openat2(CWD, dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::empty())?;
-        Ok(LowerView { root })
+        Ok(LowerView { sys, root })
     }
 
     /// `rel` (`""` for the root) as the lower layers show it; `None` when
@@ -51,7 +55,7 @@ impl LowerView {
         match openat2(&self.root, rel, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty(), how) {
             Ok(fd) => {
                 let file = File::from(fd);
-                let meta = file.metadata()?;
+                let meta = self.sys.statat(file.as_fd(), b"")?;
                 Ok(Some(Found { file, meta }))
             }
             Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP) => Ok(None),
@@ -63,6 +67,7 @@ impl LowerView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn absolute_symlinks_stay_inside() {
@@ -75,12 +80,12 @@ mod tests {
         std::os::unix::fs::symlink(&host, root.join("to-host")).unwrap();
         std::os::unix::fs::symlink("/etc", root.join("to-etc")).unwrap();
         std::os::unix::fs::symlink("../../..", root.join("up")).unwrap();
-        let v = LowerView::open(&root).unwrap();
+        let v = LowerView::open(&crate::syscall::Linux, &root).unwrap();
         assert!(v.find("to-host/x").unwrap().is_none(), "resolved outside the root");
         assert_eq!(fs::read_to_string(v.find("to-etc/x").unwrap().unwrap().path()).unwrap(), "image");
         assert_eq!(fs::read_to_string(v.find("up/etc/x").unwrap().unwrap().path()).unwrap(), "image");
         let link = v.find("to-etc").unwrap().unwrap();
-        assert!(link.meta.file_type().is_symlink());
+        assert_eq!(link.meta.kind, rustix::fs::FileType::Symlink);
         assert_eq!(link.read_link().unwrap(), Path::new("/etc"));
         assert!(v.find("").unwrap().unwrap().meta.is_dir());
     }

@@ -19,24 +19,27 @@
 //! `AT_SYMLINK_NOFOLLOW` wherever the call would otherwise follow a link.
 //! No path is ever joined and handed to a path-based call that follows
 //! symlinks. Symlink targets are stored verbatim and never followed.
+//!
+//! The privileged calls (device nodes, ownership, xattrs, unlinking) go
+//! through a [`Syscall`], so the unpacker is tested without root.
 
 use std::collections::BTreeMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use rustix::fs::{
-    chmodat, chownat, fchmod, fchown, fsetxattr, futimens, linkat, lsetxattr, makedev, mkdirat, mknodat, openat,
-    statat, symlinkat, unlinkat, utimensat, AtFlags, Dir, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid,
-    XattrFlags, CWD,
+    chmodat, fchmod, futimens, linkat, makedev, mkdirat, openat, symlinkat, utimensat, AtFlags, Dir, FileType, Mode,
+    OFlags, Timespec, Timestamps, CWD,
 };
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
+use crate::syscall::{Linux, Syscall};
 
 /// What [`unpack_layer`] wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,10 +71,16 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::
 /// existing non-directory of this layer reached without symlinks) are
 /// refused with [`Error::Unsafe`] before anything is written for them.
 pub fn unpack_layer(tar: impl Read, dest: &Path, label: &str) -> Result<UnpackStats> {
+    unpack_layer_with(&Linux, tar, dest, label)
+}
+
+/// As [`unpack_layer`], with the privileged calls made through `sys`.
+pub fn unpack_layer_with(sys: &dyn Syscall, tar: impl Read, dest: &Path, label: &str) -> Result<UnpackStats> {
     // `dest` itself is trusted (the caller made it); only archive names are not.
     let root = openat(CWD, dest, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| Error::Io { path: dest.to_path_buf(), source: e.into() })?;
     let mut u = Unpacker {
+        sys,
         root: Rc::new(root),
         dest,
         label,
@@ -120,6 +129,7 @@ enum Previous {
 }
 
 struct Unpacker<'a> {
+    sys: &'a dyn Syscall,
     root: Rc<OwnedFd>,
     dest: &'a Path,
     label: &'a str,
@@ -166,10 +176,6 @@ fn show(comps: &[&[u8]]) -> String {
     String::from_utf8_lossy(&comps.join(&b'/')).into_owned()
 }
 
-fn is_whiteout(st: &rustix::fs::Stat) -> bool {
-    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
-}
-
 fn to_io(e: Errno) -> io::Error {
     e.into()
 }
@@ -210,12 +216,12 @@ impl Unpacker<'_> {
                 Err(Errno::NOENT) if create => self.make_dir(&cur, comp, Mode::from_bits_truncate(0o755), false).map_err(|e| io_at(i, e))?,
                 Err(Errno::NOENT) => return Err(ResolveError::NotFound(show(&comps[..=i]))),
                 Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
-                    let st = statat(&cur, *comp, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| io_at(i, e))?;
-                    if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+                    let st = self.sys.statat(cur.as_fd(), comp).map_err(|e| io_at(i, e))?;
+                    if st.kind == FileType::Symlink {
                         return Err(ResolveError::Refused(format!("`{}` is a symlink (not followed)", show(&comps[..=i]))));
                     }
-                    if create && is_whiteout(&st) {
-                        unlinkat(&cur, *comp, AtFlags::empty()).map_err(|e| io_at(i, e))?;
+                    if create && st.is_whiteout() {
+                        self.sys.unlinkat(cur.as_fd(), comp, AtFlags::empty()).map_err(|e| io_at(i, e))?;
                         self.make_dir(&cur, comp, Mode::from_bits_truncate(0o755), true).map_err(|e| io_at(i, e))?
                     } else {
                         return Err(ResolveError::Refused(format!("`{}` is not a directory", show(&comps[..=i]))));
@@ -237,7 +243,7 @@ impl Unpacker<'_> {
         let fd = openat(dir, name, DIR_FLAGS, Mode::empty())?;
         fchmod(&fd, mode)?;
         if opaque {
-            fsetxattr(&fd, OPAQUE_XATTR, b"y", XattrFlags::empty())?;
+            self.sys.fsetxattr(fd.as_fd(), OPAQUE_XATTR, b"y")?;
         }
         Ok(fd)
     }
@@ -291,7 +297,7 @@ impl Unpacker<'_> {
         // Whiteouts.
         if name == OPAQUE_WHITEOUT {
             let dir = self.parent(parent, &shown)?;
-            return fsetxattr(&*dir, OPAQUE_XATTR, b"y", XattrFlags::empty()).map_err(|e| self.io_err(parent, e));
+            return self.sys.fsetxattr(dir.as_fd(), OPAQUE_XATTR, b"y").map_err(|e| self.io_err(parent, e));
         }
         if name.starts_with(WHITEOUT_META_PREFIX) {
             return Ok(()); // aufs bookkeeping, meaningless here
@@ -303,10 +309,10 @@ impl Unpacker<'_> {
             let dir = self.parent(parent, &shown)?;
             let mut target = parent.to_vec();
             target.push(hidden);
-            return match statat(&*dir, hidden, AtFlags::SYMLINK_NOFOLLOW) {
+            return match self.sys.statat(dir.as_fd(), hidden) {
                 // Something of this very layer is there: a whiteout only hides lower layers.
                 Ok(_) => Ok(()),
-                Err(Errno::NOENT) => mknodat(&*dir, hidden, FileType::CharacterDevice, Mode::empty(), makedev(0, 0))
+                Err(Errno::NOENT) => self.sys.mknodat(dir.as_fd(), hidden, FileType::CharacterDevice, Mode::empty(), makedev(0, 0))
                     .map_err(|e| self.io_err(&target, e)),
                 Err(e) => Err(self.io_err(&target, e)),
             };
@@ -376,8 +382,8 @@ impl Unpacker<'_> {
                     ResolveError::Refused(r) => self.refuse(&shown, format!("hardlink target `{shown_target}`: {r}")),
                     ResolveError::Io(path, source) => Error::Io { path, source },
                 })?;
-                match statat(&tdir, tname, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                match self.sys.statat(tdir.as_fd(), tname) {
+                    Ok(st) if st.is_dir() => {
                         return Err(self.refuse(&shown, format!("hardlink target `{shown_target}` is a directory")));
                     }
                     Ok(_) => {}
@@ -404,7 +410,7 @@ impl Unpacker<'_> {
                     }
                 };
                 self.prepare(&dir, &comps, false)?;
-                mknodat(&*dir, name, ft, Mode::from_bits_truncate(0o600), dev).map_err(|e| self.io_err(&comps, e))?;
+                self.sys.mknodat(dir.as_fd(), name, ft, Mode::from_bits_truncate(0o600), dev).map_err(|e| self.io_err(&comps, e))?;
                 self.apply_at(&dir, name, &meta, true, &comps)
             }
             // Unknown or unsupported types (sockets cannot be archived by tar; volume
@@ -451,26 +457,25 @@ impl Unpacker<'_> {
     /// a directory over a directory keeps it, anything else is removed.
     fn prepare(&mut self, dir: &OwnedFd, comps: &[&[u8]], is_dir: bool) -> Result<Previous> {
         let name = comps[comps.len() - 1];
-        let st = match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        let st = match self.sys.statat(dir.as_fd(), name) {
             Ok(st) => st,
             Err(Errno::NOENT) => return Ok(Previous::Nothing),
             Err(e) => return Err(self.io_err(comps, e)),
         };
-        let ft = FileType::from_raw_mode(st.st_mode);
-        if ft == FileType::Directory && is_dir {
+        if st.is_dir() && is_dir {
             return Ok(Previous::KeptDir);
         }
-        let whiteout = is_whiteout(&st);
-        if ft == FileType::Directory {
+        let whiteout = st.is_whiteout();
+        if st.is_dir() {
             // The cached parent might lie below what goes away.
             self.parent_cache = None;
             let key = comps.join(&b'/');
             let mut below = key.clone();
             below.push(b'/');
             self.dir_times.retain(|k, _| *k != key && !k.starts_with(&below));
-            remove_tree(dir, name).map_err(|e| self.io_err(comps, e))?;
+            remove_tree(self.sys, dir, name).map_err(|e| self.io_err(comps, e))?;
         } else {
-            unlinkat(dir, name, AtFlags::empty()).map_err(|e| self.io_err(comps, e))?;
+            self.sys.unlinkat(dir.as_fd(), name, AtFlags::empty()).map_err(|e| self.io_err(comps, e))?;
         }
         Ok(Previous::Removed { whiteout })
     }
@@ -480,10 +485,10 @@ impl Unpacker<'_> {
     fn apply_fd(&self, fd: BorrowedFd<'_>, meta: &Meta, is_dir: bool, comps: &[&[u8]]) -> Result<()> {
         let err = |e: Errno| self.io_err(comps, e);
         // chown first: it clears setuid/setgid bits and file capabilities.
-        fchown(fd, Some(Uid::from_raw_unchecked(meta.uid)), Some(Gid::from_raw_unchecked(meta.gid))).map_err(err)?;
+        self.sys.fchown(fd, meta.uid, meta.gid).map_err(err)?;
         fchmod(fd, Mode::from_bits_truncate(meta.mode)).map_err(err)?;
         for (name, value) in &meta.xattrs {
-            match fsetxattr(fd, name.as_str(), value, XattrFlags::empty()) {
+            match self.sys.fsetxattr(fd, name.as_str(), value) {
                 Ok(()) => {}
                 Err(e) => self.xattr_failed(comps, name, e)?,
             }
@@ -498,29 +503,15 @@ impl Unpacker<'_> {
     /// mode is not set on symlinks (`chmod` false).
     fn apply_at(&self, dir: &OwnedFd, name: &[u8], meta: &Meta, chmod: bool, comps: &[&[u8]]) -> Result<()> {
         let err = |e: Errno| self.io_err(comps, e);
-        chownat(
-            dir,
-            name,
-            Some(Uid::from_raw_unchecked(meta.uid)),
-            Some(Gid::from_raw_unchecked(meta.gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(err)?;
+        self.sys.chownat(dir.as_fd(), name, meta.uid, meta.gid).map_err(err)?;
         if chmod {
             // Not a symlink (a device or fifo just created here), so nothing is followed.
             chmodat(dir, name, Mode::from_bits_truncate(meta.mode), AtFlags::empty()).map_err(err)?;
         }
-        if !meta.xattrs.is_empty() {
-            // There is no `lsetxattrat`: go through the directory's descriptor;
-            // `name` is one checked component and the last one is not followed.
-            let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
-            path.extend_from_slice(name);
-            let path = PathBuf::from(OsString::from_vec(path));
-            for (xname, value) in &meta.xattrs {
-                match lsetxattr(&path, xname.as_str(), value, XattrFlags::empty()) {
-                    Ok(()) => {}
-                    Err(e) => self.xattr_failed(comps, xname, e)?,
-                }
+        for (xname, value) in &meta.xattrs {
+            match self.sys.setxattrat(dir.as_fd(), name, xname.as_str(), value) {
+                Ok(()) => {}
+                Err(e) => self.xattr_failed(comps, xname, e)?,
             }
         }
         utimensat(dir, name, &Timestamps { last_access: meta.mtime, last_modification: meta.mtime }, AtFlags::SYMLINK_NOFOLLOW)
@@ -562,8 +553,8 @@ impl Unpacker<'_> {
 
 /// Removes `name` in `dir` and, if it is a directory, everything below it,
 /// never following symlinks.
-fn remove_tree(dir: &OwnedFd, name: &[u8]) -> Result<(), Errno> {
-    match unlinkat(dir, name, AtFlags::empty()) {
+fn remove_tree(sys: &dyn Syscall, dir: &OwnedFd, name: &[u8]) -> Result<(), Errno> {
+    match sys.unlinkat(dir.as_fd(), name, AtFlags::empty()) {
         Ok(()) => return Ok(()),
         Err(Errno::ISDIR) | Err(Errno::PERM) => {}
         Err(e) => return Err(e),
@@ -579,9 +570,9 @@ fn remove_tree(dir: &OwnedFd, name: &[u8]) -> Result<(), Errno> {
         }
     }
     for n in names {
-        remove_tree(&sub, &n)?;
+        remove_tree(sys, &sub, &n)?;
     }
-    unlinkat(dir, name, AtFlags::REMOVEDIR)
+    sys.unlinkat(dir.as_fd(), name, AtFlags::REMOVEDIR)
 }
 
 /// Parses a PAX time (`SECONDS[.FRACTION]`).
