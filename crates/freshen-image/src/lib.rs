@@ -13,21 +13,26 @@
 //! ```
 
 pub mod daemon;
+mod archive;
+mod atomic;
 mod digest;
+mod dispatch;
+mod docker_archive;
 mod error;
 mod files;
 mod gzip;
 pub mod inflate;
 mod jsonsize;
+mod layout;
+mod manifest;
+mod oci;
 pub mod targuard;
 mod platform;
 pub mod progress;
 pub mod rebase;
 mod reference;
 mod registry;
-mod resolve;
 mod scratch;
-mod sink;
 mod source;
 mod text;
 mod store;
@@ -41,10 +46,11 @@ pub use files::{decompress, read_dir_files, read_image_files, read_layers_files,
 pub use platform::Platform;
 pub use progress::{Progress, Task};
 pub use reference::{ImageRef, RegistryRef};
-pub use resolve::{open, open_local, StoreSource};
-pub use sink::{write_image, NewImage};
+pub use dispatch::{open, open_local, write_image};
+pub use layout::{write_oci_layout, LayoutImage};
+pub use store::StoreSource;
 pub use text::{escape, percent_encode, tar_error};
-pub use source::{Image, ImageSource, Layer, ParentIndex};
+pub use source::{Image, ImageSource, Layer, NewImage, ParentIndex};
 pub use transport::Transport;
 pub use scratch::{hold_owner_lock, owner as scratch_owner, owner_gone};
-pub use write::{set_special, write_layer_from_dir, write_oci_layout, LayerBlob, LayoutImage};
+pub use write::{set_special, write_layer_from_dir, LayerBlob};

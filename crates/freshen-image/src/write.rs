@@ -1,14 +1,15 @@
-//! Writing images: a deterministic layer from a directory, and an OCI image
-//! layout. Everything is written under a temporary name and renamed into place.
+//! Writing a deterministic layer from a directory into a layout's blobs,
+//! under a temporary name renamed into place.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::atomic::{rename_synced, tmp_name};
 use crate::digest::{Digest, HashingWriter};
-use crate::error::{io_err, Error, Result};
+use crate::error::{io_err, Result};
 
 /// A layer blob written into a layout's `blobs/sha256`.
 #[derive(Clone, Debug)]
@@ -19,10 +20,6 @@ pub struct LayerBlob {
     pub media_type: String,
     /// What made it, for the config's history.
     pub created_by: String,
-}
-
-fn tmp_name(dir: &Path, what: &str) -> PathBuf {
-    dir.join(format!(".tmp-{what}-{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""))
 }
 
 /// Packs the directory `root` as one gzip layer into `layout/blobs/sha256`:
@@ -54,8 +51,7 @@ pub fn write_layer_from_dir(root: &Path, layout: &Path, clamp_mtime: Option<u64>
             return Err(e);
         }
     };
-    let dest = blobs.join(digest.hex());
-    fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+    rename_synced(&tmp, &blobs.join(digest.hex()))?;
     Ok(LayerBlob {
         digest,
         diff_id,
@@ -130,77 +126,4 @@ pub fn set_special(h: &mut tar::Header, meta: &fs::Metadata) -> io::Result<()> {
     let rdev = meta.rdev();
     h.set_device_major((((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff)) as u32)?;
     h.set_device_minor(((rdev & 0xff) | ((rdev >> 12) & !0xff)) as u32)
-}
-
-/// An image to put into a layout.
-pub struct LayoutImage<'a> {
-    pub tag: &'a str,
-    pub os: &'a str,
-    pub architecture: &'a str,
-    pub layers: &'a [LayerBlob],
-}
-
-/// Writes config, manifest and index entry for `image` into the OCI layout at
-/// `layout` (created if missing), replacing any image with the same tag.
-/// Returns the manifest digest.
-pub fn write_oci_layout(layout: &Path, image: &LayoutImage) -> Result<Digest> {
-    let blobs = layout.join("blobs/sha256");
-    fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
-    let history: Vec<_> = image.layers.iter().map(|l| serde_json::json!({"created_by": l.created_by})).collect();
-    let config = serde_json::json!({
-        "architecture": image.architecture,
-        "os": image.os,
-        "config": {},
-        "rootfs": {"type": "layers", "diff_ids": image.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>()},
-        "history": history,
-    });
-    let config_bytes = serde_json::to_vec(&config).map_err(|e| Error::Invalid(e.to_string()))?;
-    let config_digest = put_blob(&blobs, &config_bytes)?;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config_bytes.len()},
-        "layers": image.layers.iter().map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size})).collect::<Vec<_>>(),
-    });
-    let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
-    let manifest_digest = put_blob(&blobs, &manifest_bytes)?;
-    let index_path = layout.join("index.json");
-    let mut index: serde_json::Value = match fs::read(&index_path) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Invalid(format!("{}: {e}", index_path.display())))?,
-        Err(_) => serde_json::json!({"schemaVersion": 2, "manifests": []}),
-    };
-    let entry = serde_json::json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": manifest_digest.to_string(),
-        "size": manifest_bytes.len(),
-        "annotations": {"org.opencontainers.image.ref.name": image.tag},
-    });
-    let manifests = index["manifests"].as_array_mut().ok_or_else(|| Error::Invalid(format!("{}: no manifests array", index_path.display())))?;
-    manifests.retain(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str() != Some(image.tag));
-    manifests.push(entry);
-    write_atomic(&layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    write_atomic(&index_path, &serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?)?;
-    Ok(manifest_digest)
-}
-
-fn put_blob(blobs: &Path, data: &[u8]) -> Result<Digest> {
-    let d = Digest::of(data);
-    write_atomic(&blobs.join(d.hex()), data)?;
-    Ok(d)
-}
-
-/// Writes `data` to a temporary name next to `path`, then renames it.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tmp_name(dir, "write");
-    let res = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.map_err(io_err(path))
 }
