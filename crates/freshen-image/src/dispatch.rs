@@ -16,7 +16,7 @@ use crate::transport::Transport;
 pub fn open(reference: &ImageRef, platform: &Platform, transport: &Transport) -> Result<Box<dyn ImageSource>> {
     match reference {
         ImageRef::Docker(r) => crate::registry::open(r, platform, transport),
-        ImageRef::DockerDaemon { name } => crate::daemon::open(name, platform, transport),
+        ImageRef::DockerDaemon { name } => crate::engine::open(name, platform, transport),
         _ => Ok(Box::new(open_local(reference, platform)?)),
     }
 }
@@ -36,7 +36,7 @@ pub fn open_local(reference: &ImageRef, platform: &Platform) -> Result<StoreSour
 pub fn write_image(dest: &ImageRef, img: &NewImage, transport: &Transport) -> Result<Digest> {
     match dest {
         ImageRef::Docker(r) => crate::registry::push(r, img, transport),
-        ImageRef::DockerDaemon { name } => crate::daemon::load(name, img, transport),
+        ImageRef::DockerDaemon { name } => crate::engine::load(name, img, transport),
         ImageRef::Oci { dir, tag } => crate::oci::write(dir, tag.as_deref(), img),
         ImageRef::DockerArchive { path, reference } => crate::archive::write(path, reference.as_deref(), img),
         ImageRef::Dir { .. } => Err(Error::Invalid(format!("{dest}: cannot write an image to a dir: reference"))),

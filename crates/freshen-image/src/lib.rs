@@ -12,12 +12,12 @@
 //! # Ok::<(), freshen_image::Error>(())
 //! ```
 
-pub mod daemon;
 mod archive;
 mod atomic;
 mod digest;
 mod dispatch;
 mod docker_archive;
+pub mod engine;
 mod error;
 mod files;
 mod gzip;
@@ -46,6 +46,8 @@ pub use files::{decompress, read_dir_files, read_image_files, read_layers_files,
 pub use platform::Platform;
 pub use progress::{Progress, Task};
 pub use reference::{ImageRef, RegistryRef};
+/// The Docker Engine transport under its earlier name.
+pub use engine as daemon;
 pub use dispatch::{open, open_local, write_image};
 pub use layout::{write_oci_layout, LayoutImage};
 pub use store::StoreSource;
