@@ -15,7 +15,7 @@ pub(crate) fn tmp_name(dir: &Path, what: &str) -> PathBuf {
 
 /// Writes `data` to a temporary name next to `path`, syncs it, renames it
 /// into place and syncs the directory.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = parent(path);
     let tmp = tmp_name(dir, "write");
     let res = (|| {

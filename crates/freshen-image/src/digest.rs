@@ -151,6 +151,31 @@ impl<W: io::Write> io::Write for HashingWriter<W> {
     }
 }
 
+/// Wraps a reader, hashing what passes through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader { inner, hasher: Sha256::new() }
+    }
+
+    /// The digest of what was read so far.
+    pub fn digest(self) -> Digest {
+        Digest::from_hasher(self.hasher)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }

@@ -39,7 +39,7 @@ mod store;
 mod transport;
 mod write;
 
-pub use digest::{hex_encode, Digest, HashingWriter, VerifyingReader};
+pub use digest::{hex_encode, Digest, HashingReader, HashingWriter, VerifyingReader};
 pub use error::{Error, Result};
 pub use gzip::ParallelGz;
 pub use files::{decompress, read_dir_files, read_image_files, read_layers_files, FileVersion, Interest, Node, NodeKind, RootFiles};
@@ -48,6 +48,7 @@ pub use progress::{Progress, Task};
 pub use reference::{ImageRef, RegistryRef};
 /// The Docker Engine transport under its earlier name.
 pub use engine as daemon;
+pub use atomic::write_atomic;
 pub use dispatch::{open, open_local, write_image};
 pub use layout::{write_oci_layout, LayoutImage};
 pub use store::StoreSource;
