@@ -17,6 +17,7 @@ use crate::manifest::{choose_platform, layers_of, parse_digest, JSON_LIMIT};
 use crate::platform::Platform;
 use crate::source::{parse_json, Image, Layer, NewImage};
 use crate::store::{Store, StoreSource};
+#[cfg(feature = "testing")]
 use crate::write::LayerBlob;
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -179,6 +180,7 @@ fn upsert_index(dir: &Path, entry: serde_json::Value, tag: Option<&str>) -> Resu
 }
 
 /// An image to put into a layout.
+#[cfg(feature = "testing")]
 pub struct LayoutImage<'a> {
     pub tag: &'a str,
     pub os: &'a str,
@@ -189,6 +191,7 @@ pub struct LayoutImage<'a> {
 /// Writes config, manifest and index entry for `image` into the OCI layout at
 /// `layout` (created if missing), replacing any image with the same tag.
 /// Returns the manifest digest.
+#[cfg(feature = "testing")]
 pub fn write_oci_layout(layout: &Path, image: &LayoutImage) -> Result<Digest> {
     let blobs = layout.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;

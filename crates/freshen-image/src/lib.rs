@@ -26,6 +26,8 @@ mod jsonsize;
 mod layout;
 mod manifest;
 mod oci;
+#[cfg(feature = "testing")]
+mod pack;
 pub mod targuard;
 mod platform;
 pub mod progress;
@@ -49,11 +51,19 @@ pub use reference::{ImageRef, RegistryRef};
 /// The Docker Engine transport under its earlier name.
 pub use engine as daemon;
 pub use atomic::write_atomic;
-pub use dispatch::{open, open_local, write_image};
-pub use layout::{write_oci_layout, LayoutImage};
-pub use store::StoreSource;
+pub use dispatch::{open, write_image};
+pub use write::{set_special, LayerBlob};
+
+/// For tests, benchmarks and the example: writing layouts from directories,
+/// and opening local images as their concrete type.
+#[cfg(feature = "testing")]
+pub use {
+    dispatch::open_local,
+    layout::{write_oci_layout, LayoutImage},
+    store::StoreSource,
+    pack::write_layer_from_dir,
+};
 pub use text::{escape, percent_encode, tar_error};
 pub use source::{Image, ImageSource, Layer, NewImage, ParentIndex};
 pub use transport::Transport;
 pub use scratch::{hold_owner_lock, owner as scratch_owner, owner_gone};
-pub use write::{set_special, write_layer_from_dir, LayerBlob};
