@@ -40,7 +40,7 @@ impl Digest {
     }
 
     pub(crate) fn from_hasher(h: Sha256) -> Digest {
-        Digest { hex: hex_encode(&h.finalize()) }
+        Digest { hex: freshen_fs::hex(&h.finalize()) }
     }
 
     /// The 64 hexadecimal digits.
@@ -53,17 +53,6 @@ impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "sha256:{}", self.hex)
     }
-}
-
-/// Lowercase hex of bytes.
-pub fn hex_encode(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
 }
 
 /// Wraps a reader, hashing and counting what passes. When the inner reader

@@ -41,7 +41,8 @@ mod store;
 mod transport;
 mod write;
 
-pub use digest::{hex_encode, Digest, HashingReader, HashingWriter, VerifyingReader};
+pub use digest::{Digest, HashingReader, HashingWriter, VerifyingReader};
+pub use freshen_fs::hex as hex_encode;
 pub use error::{Error, Result};
 pub use gzip::ParallelGz;
 pub use files::{decompress, read_dir_files, read_image_files, read_layers_files, FileVersion, Interest, Node, NodeKind, RootFiles};
