@@ -30,6 +30,17 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     rename_synced(&tmp, path)
 }
 
+/// Copies `src` to `dest` the same way: a synced temporary renamed into
+/// place, the directory synced.
+pub fn copy_atomic(src: &Path, dest: &Path) -> io::Result<()> {
+    let tmp = tmp_name(parent(dest), "copy");
+    if let Err(e) = fs::copy(src, &tmp).and_then(|_| File::open(&tmp)?.sync_all()) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    rename_synced(&tmp, dest)
+}
+
 /// Renames the synced file `tmp` to `dest` and syncs `dest`'s directory;
 /// `tmp` is removed when the rename fails.
 pub fn rename_synced(tmp: &Path, dest: &Path) -> io::Result<()> {
@@ -69,6 +80,10 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         assert!(write_atomic(&dir.join("missing/f"), b"x").is_err());
+        copy_atomic(&path, &dir.join("g")).unwrap();
+        assert_eq!(fs::read(dir.join("g")).unwrap(), b"two");
+        assert!(copy_atomic(&dir.join("missing"), &dir.join("h")).is_err());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
         fs::remove_dir_all(&dir).unwrap();
     }
 

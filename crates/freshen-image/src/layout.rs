@@ -114,12 +114,7 @@ pub(crate) fn write(dir: &Path, tag: Option<&str>, img: &NewImage) -> Result<Dig
     for (d, path) in &img.new_blobs {
         let dest = blobs.join(d.hex());
         if !dest.is_file() {
-            let tmp = tmp_name(&blobs, "blob");
-            if let Err(e) = fs::copy(path, &tmp).and_then(|_| File::open(&tmp)?.sync_all()) {
-                let _ = fs::remove_file(&tmp);
-                return Err(io_err(&dest)(e));
-            }
-            rename_synced(&tmp, &dest)?;
+            freshen_fs::copy_atomic(path, &dest).map_err(io_err(&dest))?;
         }
     }
     put_blob(&blobs, &img.config)?;

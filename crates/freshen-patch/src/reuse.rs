@@ -72,8 +72,7 @@ pub fn store(cache: &Path, key: &str, layer: &LayerBlob, blob: &Path, stats: &La
     std::fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
     let dest = blobs.join(layer.digest.hex());
     if !dest.is_file() {
-        let tmp = blobs.join(format!(".tmp-{}", std::process::id()));
-        std::fs::copy(blob, &tmp).and_then(|_| std::fs::rename(&tmp, &dest)).map_err(io_err(&dest))?;
+        freshen_fs::copy_atomic(blob, &dest).map_err(io_err(&dest))?;
     }
     let rec = Record {
         digest: layer.digest.to_string(),
