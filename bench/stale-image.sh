@@ -40,7 +40,7 @@ fi
 PACK="$REPO/target/release/examples/pack_rootfs"
 if [[ ! -x "$PACK" ]]; then
     echo "stale-image: building pack_rootfs" >&2
-    (cd "$REPO" && cargo build --release -j2 -p freshen-image --example pack_rootfs)
+    (cd "$REPO" && cargo build --release -j2 -p freshen-image --features testing --example pack_rootfs)
 fi
 
 # Re-pack from scratch each time so the layout holds exactly one image.

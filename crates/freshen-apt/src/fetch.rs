@@ -56,11 +56,7 @@ struct Meta {
 }
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    freshen_fs::hex(&Sha256::digest(data))
 }
 
 /// Marks a cache entry as used now (its modification time): `cache prune`
@@ -72,18 +68,9 @@ pub(crate) fn touch(path: &Path) {
     }
 }
 
-/// Writes to a temporary file beside `dest` and renames it into place.
+/// Writes `data` to `dest` whole ([`freshen_fs::write_atomic`]).
 pub(crate) fn write_atomic(dest: &Path, data: &[u8]) -> Result<()> {
-    let tmp = tmp_path(dest);
-    let res = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        fs::rename(&tmp, dest)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.map_err(io_err(dest.display()))
+    freshen_fs::write_atomic(dest, data).map_err(io_err(dest.display()))
 }
 
 /// Read access to the files `file:` sources name, below the image's root
@@ -311,7 +298,7 @@ pub(crate) fn copy_hashed(mut r: impl Read, dest: &Path, what: &str, sha256: &st
         h.update(&buf[..n]);
         f.write_all(&buf[..n]).map_err(io_err(dest.display()))?;
     }
-    let got = hex(&h.finalize());
+    let got = freshen_fs::hex(&h.finalize());
     if got != sha256 || size.is_some_and(|s| s != n_total) {
         return Err(Error::Invalid(format!("{what}: hash mismatch: expected sha256 {sha256}, got {got} ({n_total} bytes)")));
     }

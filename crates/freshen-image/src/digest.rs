@@ -40,7 +40,7 @@ impl Digest {
     }
 
     pub(crate) fn from_hasher(h: Sha256) -> Digest {
-        Digest { hex: hex_encode(&h.finalize()) }
+        Digest { hex: freshen_fs::hex(&h.finalize()) }
     }
 
     /// The 64 hexadecimal digits.
@@ -53,17 +53,6 @@ impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "sha256:{}", self.hex)
     }
-}
-
-/// Lowercase hex of bytes.
-pub fn hex_encode(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
 }
 
 /// Wraps a reader, hashing and counting what passes. When the inner reader
@@ -148,6 +137,31 @@ impl<W: io::Write> io::Write for HashingWriter<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Wraps a reader, hashing what passes through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader { inner, hasher: Sha256::new() }
+    }
+
+    /// The digest of what was read so far.
+    pub fn digest(self) -> Digest {
+        Digest::from_hasher(self.hasher)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 

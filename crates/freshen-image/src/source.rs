@@ -2,6 +2,7 @@
 //! [`Image`] and streams its layer blobs, verified against their digests.
 
 use std::io::Read;
+use std::path::PathBuf;
 
 use oci_spec::image::ImageConfiguration;
 
@@ -144,4 +145,16 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     }
     crate::jsonsize::check(bytes).map_err(|reason| crate::Error::Json { what, digest: digest.to_string(), reason })?;
     serde_json::from_slice(bytes).map_err(|e| crate::Error::Json { what, digest: digest.to_string(), reason: e.to_string() })
+}
+
+/// A new image: some layers of `source`, then new blobs already on disk.
+pub struct NewImage<'a> {
+    pub source: &'a dyn ImageSource,
+    /// Layers copied from the source, bottom first.
+    pub source_layers: &'a [Layer],
+    /// New blobs: (digest, file holding it).
+    pub new_blobs: Vec<(Digest, PathBuf)>,
+    pub config: Vec<u8>,
+    pub manifest: Vec<u8>,
+    pub manifest_media_type: String,
 }

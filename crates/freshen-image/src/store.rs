@@ -7,7 +7,9 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
 
+use crate::digest::VerifyingReader;
 use crate::error::{io_err, Error, Result};
+use crate::source::{Image, ImageSource, Layer};
 
 pub(crate) trait Store {
     /// Opens the file at `unsafe_rel` (relative, `/`-separated) with its size,
@@ -117,5 +119,28 @@ impl Store for TarStore {
 
     fn location(&self) -> String {
         self.path.display().to_string()
+    }
+}
+
+/// An image read from a directory or an archive.
+pub struct StoreSource {
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) image: Image,
+    /// Where each layer's blob is in the store, by layer index.
+    pub(crate) layer_paths: Vec<String>,
+}
+
+impl ImageSource for StoreSource {
+    fn image(&self) -> &Image {
+        &self.image
+    }
+
+    fn open_layer(&self, layer: &Layer) -> Result<Box<dyn Read + Send + '_>> {
+        let path = &self.layer_paths[layer.index];
+        let (r, size) = self.store.open(path)?.ok_or_else(|| Error::MissingBlob {
+            digest: layer.digest.to_string(),
+            location: self.store.location(),
+        })?;
+        Ok(Box::new(VerifyingReader::new(r, layer.digest.clone(), Some(layer.size.unwrap_or(size)))))
     }
 }

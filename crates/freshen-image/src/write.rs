@@ -1,14 +1,11 @@
-//! Writing images: a deterministic layer from a directory, and an OCI image
-//! layout. Everything is written under a temporary name and renamed into place.
+//! A layer blob as written into a layout, and the tar header of a device
+//! node or fifo.
 
-use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::fs;
+use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
 
-use crate::digest::{Digest, HashingWriter};
-use crate::error::{io_err, Error, Result};
+use crate::digest::Digest;
 
 /// A layer blob written into a layout's `blobs/sha256`.
 #[derive(Clone, Debug)]
@@ -19,101 +16,6 @@ pub struct LayerBlob {
     pub media_type: String,
     /// What made it, for the config's history.
     pub created_by: String,
-}
-
-fn tmp_name(dir: &Path, what: &str) -> PathBuf {
-    dir.join(format!(".tmp-{what}-{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""))
-}
-
-/// Packs the directory `root` as one gzip layer into `layout/blobs/sha256`:
-/// entries sorted, numeric owners, hardlinks, symlinks, devices and fifos
-/// kept, mtimes clamped to `clamp_mtime` when given.
-pub fn write_layer_from_dir(root: &Path, layout: &Path, clamp_mtime: Option<u64>, created_by: &str) -> Result<LayerBlob> {
-    let blobs = layout.join("blobs/sha256");
-    fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
-    let tmp = tmp_name(&blobs, "layer");
-    let out = File::create(&tmp).map_err(io_err(&tmp))?;
-    let outer = HashingWriter::new(BufWriter::new(out));
-    let gz = flate2::write::GzEncoder::new(outer, flate2::Compression::default());
-    let inner = HashingWriter::new(gz);
-    let mut builder = tar::Builder::new(inner);
-    let mut links: HashMap<(u64, u64), String> = HashMap::new();
-    let res = append_tree(&mut builder, root, "", clamp_mtime, &mut links);
-    let finish = || -> io::Result<(Digest, Digest, u64)> {
-        let (gz, diff_id, _) = builder.into_inner()?.finish();
-        let (mut file, digest, size) = gz.finish()?.finish();
-        file.flush()?;
-        file.get_ref().sync_all()?;
-        Ok((digest, diff_id, size))
-    };
-    let result = res.map_err(io_err(root)).and_then(|_| finish().map_err(io_err(&tmp)));
-    let (digest, diff_id, size) = match result {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    let dest = blobs.join(digest.hex());
-    fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-    Ok(LayerBlob {
-        digest,
-        diff_id,
-        size,
-        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-        created_by: created_by.to_string(),
-    })
-}
-
-fn append_tree<W: Write>(
-    b: &mut tar::Builder<W>,
-    root: &Path,
-    rel: &str,
-    clamp: Option<u64>,
-    links: &mut HashMap<(u64, u64), String>,
-) -> io::Result<()> {
-    let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
-    let mut names: Vec<_> = fs::read_dir(&dir)?.map(|e| e.map(|e| e.file_name())).collect::<io::Result<_>>()?;
-    names.sort();
-    for name in names {
-        let name = name.to_string_lossy().into_owned();
-        let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-        let full = root.join(&path);
-        let meta = fs::symlink_metadata(&full)?;
-        let ft = meta.file_type();
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(meta.mode() & 0o7777);
-        h.set_uid(meta.uid() as u64);
-        h.set_gid(meta.gid() as u64);
-        let mtime = meta.mtime().max(0) as u64;
-        h.set_mtime(clamp.map_or(mtime, |c| mtime.min(c)));
-        h.set_size(0);
-        if ft.is_dir() {
-            h.set_entry_type(tar::EntryType::Directory);
-            b.append_data(&mut h, format!("{path}/"), io::empty())?;
-            append_tree(b, root, &path, clamp, links)?;
-        } else if ft.is_symlink() {
-            h.set_entry_type(tar::EntryType::Symlink);
-            b.append_link(&mut h, &path, fs::read_link(&full)?)?;
-        } else if ft.is_file() {
-            if meta.nlink() > 1 {
-                if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
-                    h.set_entry_type(tar::EntryType::Link);
-                    b.append_link(&mut h, &path, first)?;
-                    continue;
-                }
-                links.insert((meta.dev(), meta.ino()), path.clone());
-            }
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(meta.len());
-            b.append_data(&mut h, &path, File::open(&full)?)?;
-        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-            set_special(&mut h, &meta)?;
-            b.append_data(&mut h, &path, io::empty())?;
-        }
-        // Sockets are not part of an image.
-    }
-    Ok(())
 }
 
 /// Sets the entry type and device numbers of a header for a character or
@@ -135,77 +37,4 @@ pub fn set_device(h: &mut tar::Header, kind: tar::EntryType, rdev: u64) -> io::R
     h.set_entry_type(kind);
     h.set_device_major((((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff)) as u32)?;
     h.set_device_minor(((rdev & 0xff) | ((rdev >> 12) & !0xff)) as u32)
-}
-
-/// An image to put into a layout.
-pub struct LayoutImage<'a> {
-    pub tag: &'a str,
-    pub os: &'a str,
-    pub architecture: &'a str,
-    pub layers: &'a [LayerBlob],
-}
-
-/// Writes config, manifest and index entry for `image` into the OCI layout at
-/// `layout` (created if missing), replacing any image with the same tag.
-/// Returns the manifest digest.
-pub fn write_oci_layout(layout: &Path, image: &LayoutImage) -> Result<Digest> {
-    let blobs = layout.join("blobs/sha256");
-    fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
-    let history: Vec<_> = image.layers.iter().map(|l| serde_json::json!({"created_by": l.created_by})).collect();
-    let config = serde_json::json!({
-        "architecture": image.architecture,
-        "os": image.os,
-        "config": {},
-        "rootfs": {"type": "layers", "diff_ids": image.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>()},
-        "history": history,
-    });
-    let config_bytes = serde_json::to_vec(&config).map_err(|e| Error::Invalid(e.to_string()))?;
-    let config_digest = put_blob(&blobs, &config_bytes)?;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config_bytes.len()},
-        "layers": image.layers.iter().map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size})).collect::<Vec<_>>(),
-    });
-    let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
-    let manifest_digest = put_blob(&blobs, &manifest_bytes)?;
-    let index_path = layout.join("index.json");
-    let mut index: serde_json::Value = match fs::read(&index_path) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Invalid(format!("{}: {e}", index_path.display())))?,
-        Err(_) => serde_json::json!({"schemaVersion": 2, "manifests": []}),
-    };
-    let entry = serde_json::json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": manifest_digest.to_string(),
-        "size": manifest_bytes.len(),
-        "annotations": {"org.opencontainers.image.ref.name": image.tag},
-    });
-    let manifests = index["manifests"].as_array_mut().ok_or_else(|| Error::Invalid(format!("{}: no manifests array", index_path.display())))?;
-    manifests.retain(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str() != Some(image.tag));
-    manifests.push(entry);
-    write_atomic(&layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    write_atomic(&index_path, &serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?)?;
-    Ok(manifest_digest)
-}
-
-fn put_blob(blobs: &Path, data: &[u8]) -> Result<Digest> {
-    let d = Digest::of(data);
-    write_atomic(&blobs.join(d.hex()), data)?;
-    Ok(d)
-}
-
-/// Writes `data` to a temporary name next to `path`, then renames it.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tmp_name(dir, "write");
-    let res = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.map_err(io_err(path))
 }

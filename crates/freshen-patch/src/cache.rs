@@ -9,7 +9,7 @@
 //! layer at once, the first rename wins and the other discards its copy.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,10 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use freshen_image::progress::Counting;
-use freshen_image::{decompress, Digest, ImageSource, Layer, Progress};
+use freshen_image::{decompress, Digest, HashingReader, ImageSource, Layer, Progress};
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 use rustix::io::Errno;
-use sha2::{Digest as _, Sha256};
 
 use crate::error::{io_err, Error, Result};
 use crate::unpack::unpack_layer;
@@ -133,12 +132,12 @@ impl LayerCache {
         let mut raw = Counting::new(source.open_layer(layer)?, task);
         let unpacked = (|| {
             let stream = decompress(Box::new(&mut raw), layer.size).map_err(layer_err)?;
-            let mut tar = HashingReader { inner: stream, hasher: Sha256::new() };
+            let mut tar = HashingReader::new(stream);
             unpack_layer(&mut tar, tmp, &label)?;
             // The tar walk stops at the end-of-archive blocks: the diff id
             // covers everything that follows too.
             io::copy(&mut tar, &mut io::sink()).map_err(layer_err)?;
-            Ok(Digest::from_sha256(tar.hasher))
+            Ok(tar.digest())
         })();
         // Read the blob to its end, so its size and digest are checked
         // (`open_layer`'s stream fails there on a mismatch). After a failed
@@ -212,16 +211,3 @@ fn is_dir(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }
 
-/// Hashes what passes through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}

@@ -9,7 +9,7 @@ use freshen_apt::{Fetcher, System};
 use freshen_image::{Interest, RootFiles};
 
 use crate::error::Result;
-use crate::patch::View;
+use crate::view::View;
 
 /// An image's files below the directories of its `file:` sources.
 struct LocalRepos(RootFiles);

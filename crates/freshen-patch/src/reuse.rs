@@ -72,8 +72,7 @@ pub fn store(cache: &Path, key: &str, layer: &LayerBlob, blob: &Path, stats: &La
     std::fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
     let dest = blobs.join(layer.digest.hex());
     if !dest.is_file() {
-        let tmp = blobs.join(format!(".tmp-{}", std::process::id()));
-        std::fs::copy(blob, &tmp).and_then(|_| std::fs::rename(&tmp, &dest)).map_err(io_err(&dest))?;
+        freshen_fs::copy_atomic(blob, &dest).map_err(io_err(&dest))?;
     }
     let rec = Record {
         digest: layer.digest.to_string(),
@@ -85,10 +84,7 @@ pub fn store(cache: &Path, key: &str, layer: &LayerBlob, blob: &Path, stats: &La
         packages: packages.to_vec(),
     };
     let path = dir(cache).join(format!("{key}.json"));
-    let tmp = dir(cache).join(format!(".{key}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_vec(&rec).map_err(|e| Error::Invalid(e.to_string()))?)
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(io_err(&path))
+    Ok(freshen_image::write_atomic(&path, &serde_json::to_vec(&rec).map_err(|e| Error::Invalid(e.to_string()))?)?)
 }
 
 /// One entry of an upper layer, as far as disjointness is concerned.

@@ -11,6 +11,8 @@
 
 use std::path::Path;
 
+use freshen_apt::Update;
+
 use crate::error::{io_err, Result};
 
 /// Where the directory holding [`MKTEMP`] is mounted in the sandbox
@@ -118,6 +120,30 @@ apt-get -q check
 step done
 "#
     )
+}
+
+/// `/usr/sbin/policy-rc.d` in the sandbox: no service starts while
+/// packages are patched.
+const POLICY_RC_D: &str = "#!/bin/sh\n# freshen: no services start while packages are patched\nexit 101\n";
+
+/// Writes [`POLICY_RC_D`] to `path`, executable.
+pub fn write_policy_rc_d(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, POLICY_RC_D).map_err(io_err(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(io_err(path))
+}
+
+/// The apt command the script runs: `upgrade` (`all`), else an
+/// `install --only-upgrade` of exactly the planned versions.
+pub fn apt_action(all: bool, todo: &[(usize, &Update)]) -> String {
+    // apt gives dpkg the PATH of `DPkg::Path`: the script's, with its mktemp first.
+    let apt_opts = "-q -y -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io -o Acquire::Languages=none -o APT::Install-Recommends=false -o APT::Install-Suggests=false -o DPkg::Path=\"$PATH\"";
+    if all {
+        format!("apt-get {apt_opts} upgrade")
+    } else {
+        let pkgs: Vec<String> = todo.iter().map(|(_, u)| format!("{}:{}={}", u.package, u.arch, u.candidate.version)).collect();
+        format!("apt-get {apt_opts} install --only-upgrade {}", pkgs.join(" "))
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::platform::Platform;
 use crate::progress::{Counting, Progress};
 use crate::reference::RegistryRef;
-use crate::resolve::{choose_platform, layers_of, parse_digest, JSON_LIMIT};
+use crate::manifest::{choose_platform, layers_of, parse_digest, JSON_LIMIT};
 use crate::source::{parse_json, Image, ImageSource, Layer, ParentIndex};
 use crate::transport::Transport;
 

@@ -15,7 +15,7 @@ use crate::scratch::TempFile;
 use crate::error::{io_err, Error, Result};
 use crate::progress::{Counting, Progress};
 use crate::reference::RegistryRef;
-use crate::sink::NewImage;
+use crate::source::NewImage;
 use crate::source::{ImageSource, Layer, ParentIndex};
 use crate::transport::Transport;
 

@@ -46,9 +46,7 @@ enum CompressionArg {
 }
 
 fn write_json_atomic(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let tmp = path.with_file_name(format!(".{}.tmp-{}", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?).with_context(|| tmp.display().to_string())?;
-    std::fs::rename(&tmp, path).with_context(|| path.display().to_string())
+    Ok(freshen_image::write_atomic(path, &serde_json::to_vec_pretty(value)?)?)
 }
 
 pub fn run(args: Args) -> Result<u8> {

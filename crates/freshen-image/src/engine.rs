@@ -40,9 +40,9 @@ use crate::digest::Digest;
 use crate::error::{io_err, Error, Result};
 use crate::platform::Platform;
 use crate::progress::Counting;
-use crate::resolve::{open_archive, StoreSource};
-use crate::sink::{write_archive, NewImage};
-use crate::source::{Image, ImageSource, Layer};
+use crate::docker_archive;
+use crate::store::StoreSource;
+use crate::source::{Image, ImageSource, Layer, NewImage};
 use crate::scratch::TempFile;
 use crate::text::one_line;
 use crate::transport::Transport;
@@ -69,7 +69,7 @@ pub(crate) fn open(name: &str, platform: &Platform, t: &Transport) -> Result<Box
     let export = engine.export(name, t)?;
     // The export holds just this image, so no tag needs choosing (an id
     // has none, and the Engine may spell the tag differently).
-    let source = open_archive(&export.path, None, platform, format!("docker-daemon:{name}"))?;
+    let source = docker_archive::open(&export.path, None, platform, format!("docker-daemon:{name}"))?;
     Ok(Box::new(DaemonSource { source, _export: export }))
 }
 
@@ -85,7 +85,7 @@ pub(crate) fn load(name: &str, img: &NewImage, t: &Transport) -> Result<Digest> 
     let manifest_digest = Digest::of(&img.manifest);
     let previous = engine.image_id(name)?;
     let archive = TempFile::reserve(&t.tmp_dir, "load");
-    write_archive(&archive.path, Some(name), img)?;
+    docker_archive::write(&archive.path, Some(name), img)?;
     let note = match previous {
         Some(id) if id != config_digest.to_string() && id != manifest_digest.to_string() => {
             let kept = rollback_tag(name);
