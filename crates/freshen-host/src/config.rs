@@ -52,6 +52,10 @@ pub struct Config {
     pub cache_max_size: Size,
     /// ... and removes what was not used for this long.
     pub cache_max_age: Span,
+    /// The memory limit of the sandbox apt and dpkg run in when patching.
+    pub sandbox_memory: Size,
+    /// ... and its limit of processes and threads.
+    pub sandbox_pids: u32,
     /// Where `watch` serves its status page, `/metrics`, `/api/status` and
     /// `/healthz` (`127.0.0.1:9470`); off unless set.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,6 +137,8 @@ impl Default for Config {
             cache_dir: default_cache_dir(),
             cache_max_size: Size(20 << 30),
             cache_max_age: Span(Duration::from_secs(30 * 86_400)),
+            sandbox_memory: Size(freshen_patch::sandbox::Limits::default().memory),
+            sandbox_pids: freshen_patch::sandbox::Limits::default().pids as u32,
             listen: None,
             dokku: Dokku::default(),
             notify: Notify::default(),
@@ -245,12 +251,13 @@ mod tests {
         assert_eq!((c.dokku.command.as_str(), c.dokku.strict), ("dokku", false));
         assert_eq!((c.cache_max_size, c.cache_max_age.0), (Size(20 << 30), Duration::from_secs(30 * 86_400)));
         assert_eq!(c.listen, None);
-        let text = "listen = \"127.0.0.1:9470\"\ncontainers = \"labelled\"\nimages = [\"docker://r/base:1\"]\ninterval = \"1m30s\"\ncache_max_size = \"500M\"\ncache_max_age = \"7d\"\n[dokku]\nlib_root = \"/srv/dokku\"\nstrict = true\n";
+        let text = "listen = \"127.0.0.1:9470\"\ncontainers = \"labelled\"\nimages = [\"docker://r/base:1\"]\ninterval = \"1m30s\"\ncache_max_size = \"500M\"\ncache_max_age = \"7d\"\nsandbox_memory = \"4G\"\nsandbox_pids = 500\n[dokku]\nlib_root = \"/srv/dokku\"\nstrict = true\n";
         let c = Config::parse(text, Path::new("f.toml")).unwrap();
         assert_eq!((c.containers, c.images.len(), c.interval.0.as_secs()), (Containers::Labelled, 1, 90));
         assert_eq!((c.dokku.lib_root.as_path(), c.dokku.strict), (Path::new("/srv/dokku"), true));
         assert_eq!(c.listen, Some("127.0.0.1:9470".parse().unwrap()));
         assert_eq!((c.cache_max_size.0, c.cache_max_age.0.as_secs()), (500 << 20, 7 * 86_400));
+        assert_eq!((c.sandbox_memory.0, c.sandbox_pids), (4 << 30, 500));
         assert_eq!((c.notify.pending_after.0.as_secs(), c.notify.webhook.as_deref()), (86_400, None));
         let text = format!("{text}[notify]\nwebhook = \"http://127.0.0.1:1/hook\"\ncommand = [\"/bin/true\"]\npending_after = \"2h\"\n");
         let c = Config::parse(&text, Path::new("f.toml")).unwrap();

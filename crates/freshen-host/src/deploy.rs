@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use freshen_apt::Fetcher;
-use freshen_image::{daemon, ImageRef};
+use freshen_image::{engine, ImageRef};
 use freshen_patch::{PatchOptions, Patched};
 use tracing::{info, warn};
 
@@ -154,17 +154,17 @@ fn patch_group(ctx: &Context, fetcher: &Fetcher, state: &State, source: &str, gr
         if let (Some(name), true) = (engine_name(&dest), pinned(o)) {
             // A pinned container's image gets freshen's name first (once:
             // later it holds the patch, and the rollback tag the original).
-            if matches!(daemon::image_id(name, ctx.transport), Ok(None)) {
-                if let Err(e) = daemon::tag_image(&from_id, name, ctx.transport) {
+            if matches!(engine::image_id(name, ctx.transport), Ok(None)) {
+                if let Err(e) = engine::tag_image(&from_id, name, ctx.transport) {
                     settle(o, Action::Failed, e.to_string());
                     continue;
                 }
             }
         }
         if let Some(name) = engine_name(&dest).filter(|_| o.target.kind != Kind::Image) {
-            match daemon::image_id(name, ctx.transport) {
+            match engine::image_id(name, ctx.transport) {
                 Ok(Some(id)) if id == from_id => {}
-                Ok(Some(id)) if daemon::image_id(&daemon::rollback_tag(name), ctx.transport).ok().flatten().as_deref() == Some(from_id.as_str()) => {
+                Ok(Some(id)) if engine::image_id(&engine::rollback_tag(name), ctx.transport).ok().flatten().as_deref() == Some(from_id.as_str()) => {
                     if !resumed.iter().any(|(d, _)| *d == dest) {
                         resumed.push((dest, id));
                     }
@@ -190,7 +190,7 @@ fn patch_group(ctx: &Context, fetcher: &Fetcher, state: &State, source: &str, gr
         .into_iter()
         .map(|(dest, to_id)| {
             info!(image = %dest, from = %from_id, to = %to_id, "redeploying the patch an interrupted pass made");
-            let rollback = engine_name(&dest).map(daemon::rollback_tag);
+            let rollback = engine_name(&dest).map(engine::rollback_tag);
             PatchRecord { image: dest, from_id: from_id.clone(), to_id, rollback, upgraded: wanted_lines.clone(), fix_set: set.clone(), seconds: 0.0 }
         })
         .collect();
@@ -260,7 +260,7 @@ pub(crate) fn patch_image(ctx: &Context, fetcher: &Fetcher, source: &str) -> Res
         compression: freshen_patch::layer::Compression::Gzip,
         source_date_epoch: None,
         test: None,
-        limits: Default::default(),
+        limits: freshen_patch::sandbox::Limits { memory: ctx.config.sandbox_memory.0, pids: ctx.config.sandbox_pids.into() },
         now: Utc::now(),
         progress: freshen_image::progress::silent(),
     };
@@ -279,16 +279,16 @@ pub(crate) fn write(ctx: &Context, patched: &Opened, dest: &str, first: Option<&
     let err = |e: freshen_image::Error| e.to_string();
     let name = engine_name(dest);
     let held_before = match name {
-        Some(n) => daemon::image_id(n, ctx.transport).map_err(err)?,
+        Some(n) => engine::image_id(n, ctx.transport).map_err(err)?,
         None => None,
     };
-    let rollback = name.filter(|_| held_before.is_some()).map(daemon::rollback_tag);
+    let rollback = name.filter(|_| held_before.is_some()).map(engine::rollback_tag);
     match (name, first.filter(|f| engine_name(&f.image).is_some())) {
         (Some(name), Some(first)) => {
             if let Some(r) = &rollback {
-                daemon::tag_image(name, r, ctx.transport).map_err(err)?;
+                engine::tag_image(name, r, ctx.transport).map_err(err)?;
             }
-            daemon::tag_image(&first.to_id, name, ctx.transport).map_err(err)?;
+            engine::tag_image(&first.to_id, name, ctx.transport).map_err(err)?;
             Ok((first.to_id.clone(), rollback))
         }
         _ => {
@@ -296,7 +296,7 @@ pub(crate) fn write(ctx: &Context, patched: &Opened, dest: &str, first: Option<&
             let img = p.image(image.as_ref());
             let digest = freshen_image::write_image(&dest, &img, ctx.transport).map_err(err)?;
             let to_id = match name {
-                Some(n) => daemon::image_id(n, ctx.transport).map_err(err)?.unwrap_or_default(),
+                Some(n) => engine::image_id(n, ctx.transport).map_err(err)?.unwrap_or_default(),
                 None => digest.to_string(),
             };
             Ok((to_id, rollback))
@@ -338,7 +338,7 @@ fn redeploy_group(ctx: &Context, written: Written, group: Vec<Outcome>) -> Vec<O
         let users: Vec<&Outcome> = group.iter().filter(|o| o.patch.as_ref().is_some_and(|p| p.image == record.image) && o.target.kind == Kind::Container).collect();
         let refused = users.iter().any(|o| o.action == Action::RolledBack) && users.iter().all(|o| o.action != Action::Patched);
         if let (true, Some(rollback), Some(name)) = (refused, &record.rollback, engine_name(&record.image)) {
-            match daemon::tag_image(rollback, name, ctx.transport) {
+            match engine::tag_image(rollback, name, ctx.transport) {
                 Ok(()) => info!(image = %record.image, "name restored to the previous image"),
                 Err(e) => warn!(image = %record.image, error = %e, "cannot restore the name to the previous image"),
             }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use freshen_image::daemon::ContainerSummary;
+use freshen_image::engine::ContainerSummary;
 
 use crate::config::{Config, Containers, Pinned};
 use crate::model::{Kind, Target};

@@ -262,7 +262,7 @@ pub fn redeploy(config: &Config, transport: &Transport, app: &str, deployed_tag:
     let restarted = restart(config, app);
     let Err(failed) = &restarted else { return RedeployOutcome { restart: restarted, rollback: None } };
     warn!(app, error = %failed, "the patched image failed Dokku's checks: rolling back");
-    let rollback = match freshen_image::daemon::tag_image(rollback_tag, deployed_tag, transport) {
+    let rollback = match freshen_image::engine::tag_image(rollback_tag, deployed_tag, transport) {
         Ok(()) => restart(config, app),
         Err(e) => Err(Failure { reason: format!("putting {rollback_tag} back as {deployed_tag}: {e}"), output_tail: Vec::new() }),
     };
@@ -281,7 +281,7 @@ pub fn builder_images(config: &Config, transport: &Transport) -> Result<Vec<Stri
     if !is_dokku_host(config) {
         return Ok(Vec::new());
     }
-    let mut names: Vec<String> = freshen_image::daemon::list_images(transport)?
+    let mut names: Vec<String> = freshen_image::engine::list_images(transport)?
         .into_iter()
         .flat_map(|i| i.repo_tags)
         .filter(|n| is_builder_image(n))

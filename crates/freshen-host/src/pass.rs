@@ -105,7 +105,7 @@ pub fn run_only(ctx: &Context, state: &mut State, keep: Option<&dyn Fn(&Target) 
 /// The targets of this pass. An Engine that cannot be reached is an error
 /// of the pass, but the configured images are still looked after.
 fn discover(ctx: &Context) -> (Vec<Target>, Option<String>) {
-    let (mut containers, error) = match freshen_image::daemon::running_containers(ctx.transport) {
+    let (mut containers, error) = match freshen_image::engine::running_containers(ctx.transport) {
         Ok(c) => (c, None),
         Err(e) => {
             warn!(error = %e, "discovery failed");
@@ -116,12 +116,12 @@ fn discover(ctx: &Context) -> (Vec<Target>, Option<String>) {
         // The name the container was created with has moved to another
         // image (a patch in place does that): the container still runs
         // the image it names by that name.
-        match freshen_image::daemon::container_image_name(&c.id, ctx.transport) {
+        match freshen_image::engine::container_image_name(&c.id, ctx.transport) {
             Ok(name) => c.image = name,
             Err(e) => warn!(container = %c.name(), error = %e, "cannot read the container's image name"),
         }
     }
-    let resolve = |name: &str| freshen_image::daemon::image_id(name, ctx.transport).ok().flatten();
+    let resolve = |name: &str| freshen_image::engine::image_id(name, ctx.transport).ok().flatten();
     // On a Dokku host, the builder images present are kept patched too,
     // so that the next build starts from a patched base.
     let builders = crate::dokku::builder_images(ctx.config, ctx.transport).unwrap_or_else(|e| {

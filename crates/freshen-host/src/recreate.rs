@@ -22,7 +22,7 @@ use std::fmt;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use freshen_image::daemon;
+use freshen_image::engine;
 use freshen_image::Transport;
 use serde_json::Value;
 use tracing::{error, info, warn};
@@ -113,7 +113,7 @@ pub fn replace(t: &Transport, container: &str, accept: &Accept, stop: &dyn Fn() 
 /// under a name of freshen's.
 pub fn replace_on(t: &Transport, container: &str, name: Option<&str>, accept: &Accept, stop: &dyn Fn() -> bool) -> Result<Replaced, Refused> {
     let untouched = |reason: String| Refused { name: container.to_string(), reason, logs: Vec::new(), rollback: Rollback::NotNeeded };
-    let mut old = daemon::inspect_container(t, container).map_err(|e| untouched(e.to_string()))?.ok_or_else(|| untouched("no such container".into()))?;
+    let mut old = engine::inspect_container(t, container).map_err(|e| untouched(e.to_string()))?.ok_or_else(|| untouched("no such container".into()))?;
     if let Some(n) = name {
         old["Config"]["Image"] = Value::from(n);
     }
@@ -121,9 +121,9 @@ pub fn replace_on(t: &Transport, container: &str, name: Option<&str>, accept: &A
         return Err(untouched("the container is not running".into()));
     }
     let old_id = old["Id"].as_str().unwrap_or(container).to_string();
-    let image_config = daemon::inspect_image(t, old["Image"].as_str().unwrap_or_default()).ok().flatten().map(|i| i["Config"].clone()).unwrap_or(Value::Null);
+    let image_config = engine::inspect_image(t, old["Image"].as_str().unwrap_or_default()).ok().flatten().map(|i| i["Config"].clone()).unwrap_or(Value::Null);
     let image = old["Config"]["Image"].as_str().unwrap_or_default();
-    let new_image = match daemon::inspect_image(t, image) {
+    let new_image = match engine::inspect_image(t, image) {
         Ok(Some(i)) => i["Id"].as_str().unwrap_or_default().to_string(),
         Ok(None) => return Err(untouched(format!("its image {image} is gone from the Engine"))),
         Err(e) => return Err(untouched(e.to_string())),
@@ -132,7 +132,7 @@ pub fn replace_on(t: &Transport, container: &str, name: Option<&str>, accept: &A
     let name = plan.name.clone();
     let refused = |reason: String, logs: Vec<String>, rollback: Rollback| Refused { name: name.clone(), reason, logs, rollback };
     let parked = format!("{name}{OLD_SUFFIX}");
-    if daemon::inspect_container(t, &parked).ok().flatten().is_some() {
+    if engine::inspect_container(t, &parked).ok().flatten().is_some() {
         return Err(refused(format!("{parked} is left from an earlier attempt: repair first"), Vec::new(), Rollback::NotNeeded));
     }
     if stop() {
@@ -142,22 +142,22 @@ pub fn replace_on(t: &Transport, container: &str, name: Option<&str>, accept: &A
     // Renamed while it still runs, so that from here on its name marks
     // the replacement under way for a repair after a crash.
     info!(container = %name, image = %image, "renaming and stopping the old container");
-    if let Err(e) = daemon::rename_container(t, &old_id, &parked) {
+    if let Err(e) = engine::rename_container(t, &old_id, &parked) {
         return Err(refused(e.to_string(), Vec::new(), Rollback::NotNeeded));
     }
-    if let Err(e) = daemon::stop_container(t, &old_id) {
+    if let Err(e) = engine::stop_container(t, &old_id) {
         return Err(refused(e.to_string(), Vec::new(), rolled_back(restore(t, &name, &old_id, true, None))));
     }
     info!(container = %name, "creating the new container");
-    let new_id = match daemon::create_container(t, &name, &plan.body) {
+    let new_id = match engine::create_container(t, &name, &plan.body) {
         Ok(id) => id,
         Err(e) => return Err(refused(e.to_string(), Vec::new(), rolled_back(restore(t, &name, &old_id, true, None)))),
     };
     let started = plan
         .networks
         .iter()
-        .try_for_each(|(net, ep)| daemon::connect_network(t, net, &new_id, ep))
-        .and_then(|()| daemon::start_container(t, &new_id))
+        .try_for_each(|(net, ep)| engine::connect_network(t, net, &new_id, ep))
+        .and_then(|()| engine::start_container(t, &new_id))
         .map_err(|e| e.to_string());
     let accepted = started.and_then(|()| {
         info!(container = %name, id = %short(&new_id), "started the new container; waiting for it to be accepted");
@@ -166,7 +166,7 @@ pub fn replace_on(t: &Transport, container: &str, name: Option<&str>, accept: &A
     match accepted {
         Ok(()) => {
             info!(container = %name, id = %short(&new_id), "accepted; removing the old container");
-            if let Err(e) = daemon::remove_container(t, &old_id, true) {
+            if let Err(e) = engine::remove_container(t, &old_id, true) {
                 warn!(container = %parked, error = %e, "cannot remove the old container; the next repair will");
             }
             Ok(Replaced { name, old_id, new_id, image_id: new_image })
@@ -174,7 +174,7 @@ pub fn replace_on(t: &Transport, container: &str, name: Option<&str>, accept: &A
         Err(reason) => {
             warn!(container = %name, reason = %reason, "refused; rolling back");
             let tty = plan.body["Tty"] == true;
-            let logs = daemon::container_logs(t, &new_id, LOG_LINES, tty).unwrap_or_else(|e| vec![format!("(the logs cannot be read: {e})")]);
+            let logs = engine::container_logs(t, &new_id, LOG_LINES, tty).unwrap_or_else(|e| vec![format!("(the logs cannot be read: {e})")]);
             Err(refused(reason, logs, rolled_back(restore(t, &name, &old_id, true, Some(&new_id)))))
         }
     }
@@ -184,7 +184,7 @@ pub fn replace_on(t: &Transport, container: &str, name: Option<&str>, accept: &A
 fn wait_accepted(t: &Transport, id: &str, accept: &Accept, stop: &dyn Fn() -> bool) -> Result<(), String> {
     let begun = Instant::now();
     loop {
-        let c = daemon::inspect_container(t, id).map_err(|e| e.to_string())?.ok_or("the new container disappeared")?;
+        let c = engine::inspect_container(t, id).map_err(|e| e.to_string())?.ok_or("the new container disappeared")?;
         let state = &c["State"];
         let why = || state["Error"].as_str().filter(|e| !e.is_empty()).map(|e| format!(": {e}")).unwrap_or_default();
         if state["Running"] != true {
@@ -229,11 +229,11 @@ fn last_probe(c: &Value) -> String {
 /// so that a crash in between leaves the temporary name for [`repair`].
 fn restore(t: &Transport, name: &str, old_id: &str, renamed: bool, replacement: Option<&str>) -> Result<(), String> {
     if let Some(new) = replacement {
-        daemon::remove_container(t, new, true).map_err(|e| e.to_string())?;
+        engine::remove_container(t, new, true).map_err(|e| e.to_string())?;
     }
-    daemon::start_container(t, old_id).map_err(|e| e.to_string())?;
+    engine::start_container(t, old_id).map_err(|e| e.to_string())?;
     if renamed {
-        daemon::rename_container(t, old_id, name).map_err(|e| e.to_string())?;
+        engine::rename_container(t, old_id, name).map_err(|e| e.to_string())?;
     }
     info!(container = %name, id = %short(old_id), "the old container runs again");
     Ok(())
@@ -278,7 +278,7 @@ pub enum Repair {
 /// crash interrupted). Call it under the pass lock, before replacing
 /// anything. Fails only when the Engine cannot list its containers.
 pub fn repair(t: &Transport) -> freshen_image::Result<Vec<Repaired>> {
-    let all = daemon::all_containers(t)?;
+    let all = engine::all_containers(t)?;
     let mut done = Vec::new();
     for old in all.iter().filter(|c| c.name().ends_with(OLD_SUFFIX)) {
         let parked = old.name();
@@ -287,7 +287,7 @@ pub fn repair(t: &Transport) -> freshen_image::Result<Vec<Repaired>> {
         let result = match current {
             Some(new) if new.state == "running" && accepted_now(t, &new.id) => {
                 info!(container = %name, "repair: the replacement runs and is accepted; removing the old container");
-                daemon::remove_container(t, &old.id, true).map(|()| Repair::Finished).map_err(|e| e.to_string())
+                engine::remove_container(t, &old.id, true).map(|()| Repair::Finished).map_err(|e| e.to_string())
             }
             Some(new) if new.state == "running" => {
                 warn!(container = %name, "repair: the replacement is not accepted; rolling back");
@@ -308,7 +308,7 @@ pub fn repair(t: &Transport) -> freshen_image::Result<Vec<Repaired>> {
 
 /// Running and healthy, or running without a health check.
 fn accepted_now(t: &Transport, id: &str) -> bool {
-    match daemon::inspect_container(t, id) {
+    match engine::inspect_container(t, id) {
         Ok(Some(c)) => c["State"]["Running"] == true && c["State"]["Restarting"] != true && matches!(health(&c), None | Some("healthy")),
         _ => false,
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use freshen_apt::Fetcher;
-use freshen_image::daemon::events::{follow_forever, Notice};
+use freshen_image::engine::events::{follow_forever, Notice};
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};

@@ -49,8 +49,6 @@ pub use files::{decompress, read_dir_files, read_image_files, read_layers_files,
 pub use platform::Platform;
 pub use progress::{Progress, Task};
 pub use reference::{ImageRef, RegistryRef};
-/// The Docker Engine transport under its earlier name.
-pub use engine as daemon;
 pub use atomic::write_atomic;
 pub use dispatch::{open, write_image};
 pub use write::{set_device, set_special, LayerBlob};

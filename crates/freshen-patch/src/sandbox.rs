@@ -245,6 +245,8 @@ pub fn write_config(bundle: &Path, rootfs: &Path, id: &str, run: &RunSpec) -> Re
     let mut resources = linux.resources().clone().unwrap_or_default();
     let mut memory = LinuxMemory::default();
     memory.set_limit(Some(run.limits.memory as i64));
+    // Memory and swap together: no swap beyond the limit.
+    memory.set_swap(Some(run.limits.memory as i64));
     resources.set_memory(Some(memory));
     let mut pids = LinuxPids::default();
     pids.set_limit(run.limits.pids);

@@ -4,7 +4,7 @@
 //! name before Dokku's release step, so no app is deployed stale.
 //!
 //! The scan reads only the files it needs through a container created from
-//! the image and never started ([`freshen_image::daemon::read_files`]),
+//! the image and never started ([`freshen_image::engine::read_files`]),
 //! not an export of the whole image, and reuses the recorded scan of the
 //! same image id when its archives have not published since. The patch is
 //! the one a pass makes (the image's own apt in freshen's sandbox, one thin
@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use freshen_apt::Fetcher;
-use freshen_image::{daemon, Interest};
+use freshen_image::{engine, Interest};
 use tracing::info;
 
 use crate::error::{Error, Result};
@@ -41,7 +41,7 @@ pub struct Released {
 /// was built.
 pub fn pre_release(ctx: &Context, state: Option<&mut State>, app: &str, image: &str) -> Result<Released> {
     super::check_app_name(app)?;
-    let id = daemon::image_id(image, ctx.transport)?.ok_or_else(|| Error::Dokku(format!("docker-daemon:{image}: no such image in the Engine")))?;
+    let id = engine::image_id(image, ctx.transport)?.ok_or_else(|| Error::Dokku(format!("docker-daemon:{image}: no such image in the Engine")))?;
     let source = format!("docker-daemon:{id}");
     let fetcher = Fetcher::new(ctx.config.cache_dir.clone(), &ctx.http)?;
     let started = Instant::now();
@@ -51,7 +51,7 @@ pub fn pre_release(ctx: &Context, state: Option<&mut State>, app: &str, image: &
         Some(r) => r,
         None => {
             let interest = Interest { paths: freshen_apt::system::PATHS, keep_versions: freshen_apt::system::VERSIONED_PATHS };
-            let files = daemon::read_files(image, &interest, ctx.transport)?;
+            let files = engine::read_files(image, &interest, ctx.transport)?;
             let read = started.elapsed().as_secs_f64();
             let result = pass::scan_files(&fetcher, files, id.clone(), started);
             info!(image, read_seconds = read, scan_seconds = started.elapsed().as_secs_f64() - read, "scanned the build");

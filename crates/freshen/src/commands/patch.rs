@@ -32,6 +32,12 @@ pub struct Args {
     /// The OCI runtime binary (default: runc or crun from PATH).
     #[arg(long)]
     runtime: Option<PathBuf>,
+    /// The sandbox's memory limit (K, M, G, T: powers of 1024).
+    #[arg(long, value_name = "SIZE", default_value = "2G", value_parser = parse_memory)]
+    memory: u64,
+    /// The sandbox's limit of processes and threads.
+    #[arg(long, value_name = "N", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(16..))]
+    pids: u32,
     /// A smoke test (`sh -c CMD`) run in the patched image before it is accepted.
     #[arg(long)]
     test: Option<String>,
@@ -43,6 +49,14 @@ pub struct Args {
 enum CompressionArg {
     Gzip,
     Zstd,
+}
+
+/// At least 64 MiB: apt and dpkg do not start with less.
+fn parse_memory(text: &str) -> Result<u64, String> {
+    match freshen_host::size::parse(text)? {
+        n if n < 64 << 20 => Err(format!("`{text}` is less than 64M, too little for apt and dpkg")),
+        n => Ok(n),
+    }
 }
 
 fn write_json_atomic(path: &Path, value: &serde_json::Value) -> Result<()> {
@@ -74,7 +88,7 @@ pub fn run(args: Args) -> Result<u8> {
         compression: if args.compression == CompressionArg::Zstd { Compression::Zstd } else { Compression::Gzip },
         source_date_epoch,
         test: args.test,
-        limits: Default::default(),
+        limits: freshen_patch::sandbox::Limits { memory: args.memory, pids: args.pids.into() },
         now,
         progress,
     };
