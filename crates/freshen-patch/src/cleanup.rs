@@ -50,10 +50,20 @@ pub(crate) fn create(root: &Path, name: &str) -> Result<(PathBuf, File)> {
     let _root = lock(&root.with_extension("lock"), true)?;
     reap_locked(root);
     let dir = root.join(name);
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let held = lock(&dir.join(LOCK), false)?.ok_or_else(|| crate::error::Error::Invalid(format!("{}: locked by another run", dir.display())))?;
+    // Registered before it exists: a stop signal from here on removes it
+    // (the handler waits for the root lock this holds; see
+    // [`cleanup_active`]).
     register(&dir);
-    Ok((dir, held))
+    let made = std::fs::create_dir_all(&dir).map_err(io_err(&dir)).and_then(|()| {
+        lock(&dir.join(LOCK), false)?.ok_or_else(|| crate::error::Error::Invalid(format!("{}: locked by another run", dir.display())))
+    });
+    match made {
+        Ok(held) => Ok((dir, held)),
+        Err(e) => {
+            unregister(&dir);
+            Err(e)
+        }
+    }
 }
 
 /// Notes the OCI runtime (`--runtime`, else the one found) that starts
@@ -116,10 +126,25 @@ pub fn remove_work_dir(work: &Path) {
 }
 
 /// Cleans up every work directory of this process (for a Ctrl-C handler).
+/// A directory being made ([`create`] holds its root's lock) is waited
+/// for, up to a few seconds, so that it is not made again after removal.
 pub fn cleanup_active() {
     let dirs: Vec<PathBuf> = ACTIVE.lock().map(|a| a.clone()).unwrap_or_default();
     for d in dirs {
+        let _root = d.parent().and_then(|root| root_lock_within(root, std::time::Duration::from_secs(5)));
         remove_work_dir(&d);
+    }
+}
+
+/// The root's lock, tried until `wait` has passed.
+fn root_lock_within(root: &Path, wait: std::time::Duration) -> Option<File> {
+    let until = std::time::Instant::now() + wait;
+    loop {
+        match lock(&root.with_extension("lock"), false) {
+            Ok(Some(f)) => return Some(f),
+            Ok(None) if std::time::Instant::now() < until => std::thread::sleep(std::time::Duration::from_millis(10)),
+            _ => return None,
+        }
     }
 }
 
