@@ -21,6 +21,32 @@ use crate::error::{io_err, Result};
 
 static ACTIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
+/// Set once a stop signal's cleanup began: no directory is made in a work
+/// directory after that ([`make_dirs`]), so none comes back once removed.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Held while directories are made or mounted in a work directory, and by
+/// a stop signal's cleanup from its start to the process's exit: the two
+/// never interleave, and nothing is made or mounted after the cleanup.
+static MUTATE: Mutex<()> = Mutex::new(());
+
+/// The right to make directories or mount in a work directory; refused
+/// once a stop signal's cleanup began.
+pub(crate) fn guard(path: &Path) -> Result<std::sync::MutexGuard<'static, ()>> {
+    let g = MUTATE.lock().unwrap_or_else(|e| e.into_inner());
+    if STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
+        drop(g);
+        return Err(io_err(path)(std::io::Error::new(std::io::ErrorKind::Interrupted, "stopping")));
+    }
+    Ok(g)
+}
+
+/// Makes `path` and its parents inside a work directory (under [`guard`]).
+pub(crate) fn make_dirs(path: &Path) -> Result<()> {
+    let _g = guard(path)?;
+    std::fs::create_dir_all(path).map_err(io_err(path))
+}
+
 /// Mount points a work directory may hold, innermost first.
 const MOUNTS: &[&str] = &["test-merged", "merged", "lower"];
 
@@ -128,12 +154,17 @@ pub fn remove_work_dir(work: &Path) {
 /// Cleans up every work directory of this process (for a Ctrl-C handler).
 /// A directory being made ([`create`] holds its root's lock) is waited
 /// for, up to a few seconds, so that it is not made again after removal.
+/// A mount or directory being made ([`guard`]) is waited for; the guard is
+/// then kept until the process exits, so nothing is made again.
 pub fn cleanup_active() {
+    STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
+    let held = MUTATE.lock().unwrap_or_else(|e| e.into_inner());
     let dirs: Vec<PathBuf> = ACTIVE.lock().map(|a| a.clone()).unwrap_or_default();
-    for d in dirs {
+    for d in &dirs {
         let _root = d.parent().and_then(|root| root_lock_within(root, std::time::Duration::from_secs(5)));
-        remove_work_dir(&d);
+        remove_work_dir(d);
     }
+    std::mem::forget(held);
 }
 
 /// The root's lock, tried until `wait` has passed.

@@ -9,7 +9,7 @@ use freshen_apt::{Fetcher, ScanOptions, Update};
 use freshen_image::{ImageSource, Layer, LayerBlob};
 
 use crate::cache::LayerCache;
-use crate::error::{io_err, Error, Result};
+use crate::error::{Error, Result};
 use crate::layer::{write_patch_layer, LayerOptions, LayerStats};
 use crate::options::PatchOptions;
 use crate::sandbox::{self, Bind, Overlay, RunSpec};
@@ -60,7 +60,7 @@ pub(crate) fn run_sandbox(ctx: &RunCtx, layers: &[Layer], all_layers: &[Layer], 
     let lists = ctx.work.0.join("lists");
     let archives = ctx.work.0.join("apt-cache");
     for d in [lists.join("partial"), archives.join("archives/partial")] {
-        std::fs::create_dir_all(&d).map_err(io_err(&d))?;
+        crate::cleanup::make_dirs(&d)?;
     }
     crate::debs::stage(ctx.fetcher, ctx.offers, ctx.todo, opts.progress.as_ref(), &archives.join("archives"))?;
     crate::lists::seed(ctx.fetcher, ctx.offers, &ctx.system_arch, &ctx.foreign_archs, &lists)?;

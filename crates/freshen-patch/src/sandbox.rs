@@ -40,6 +40,7 @@ impl Overlay {
     /// their number is not bounded by the size of one option string; on
     /// older kernels, one `lowerdir=` option (about 40 layers).
     pub fn mount(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, merged: &Path) -> Result<Overlay> {
+        let _guard = crate::cleanup::guard(merged)?;
         std::fs::create_dir_all(merged).map_err(io_err(merged))?;
         if let Some((u, w)) = upper {
             std::fs::create_dir_all(u).map_err(io_err(u))?;
@@ -110,6 +111,7 @@ pub const SCRATCH_MAX: u64 = 4 << 30;
 /// Otherwise `dir` stays on disk. Unmounted by the work directory's
 /// cleanup.
 pub fn mount_scratch(dir: &Path, need: u64) -> Result<()> {
+    let _guard = crate::cleanup::guard(dir)?;
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let available_kb: u64 = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -269,7 +271,7 @@ pub fn write_config(bundle: &Path, rootfs: &Path, id: &str, run: &RunSpec) -> Re
         mounts.push(m);
     }
     spec.set_mounts(Some(mounts));
-    std::fs::create_dir_all(bundle).map_err(io_err(bundle))?;
+    crate::cleanup::make_dirs(bundle)?;
     spec.save(bundle.join("config.json")).map_err(bad)?;
     Ok(())
 }
@@ -298,7 +300,7 @@ impl RunOutput {
 pub fn run(runtime: &Path, bundle: &Path, rootfs: &Path, id: &str, run: &RunSpec) -> Result<RunOutput> {
     write_config(bundle, rootfs, id, run)?;
     let state = bundle.join("state");
-    std::fs::create_dir_all(&state).map_err(io_err(&state))?;
+    crate::cleanup::make_dirs(&state)?;
     let log = bundle.join("output.log");
     let out = std::fs::File::create(&log).map_err(io_err(&log))?;
     let err = out.try_clone().map_err(io_err(&log))?;

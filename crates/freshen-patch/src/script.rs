@@ -84,7 +84,7 @@ exit 1
 /// Writes [`MKTEMP`] into `dir` (mounted at [`BIN_DIR`]).
 pub fn write_bin(dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    crate::cleanup::make_dirs(dir)?;
     let p = dir.join("mktemp");
     std::fs::write(&p, MKTEMP).map_err(io_err(&p))?;
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).map_err(io_err(&p))

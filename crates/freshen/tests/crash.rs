@@ -36,6 +36,13 @@ fn start_until(args: &[&str], cache: &Path, what: &str, cond: &dyn Fn() -> bool)
     }
 }
 
+/// The tests here time signals against a run's phases: one at a time, so
+/// that another test's patch on the same two cores does not move them.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Starts `freshen patch` and SIGKILLs it as soon as `cond` holds.
 fn kill_when(args: &[&str], cache: &Path, what: &str, cond: &dyn Fn() -> bool) {
     let mut child = start_until(args, cache, what, cond);
@@ -50,6 +57,7 @@ fn running_apt(cache: &Path) -> bool {
 
 #[test]
 fn sigkill_at_any_phase_then_a_normal_run_succeeds() {
+    let _one = one_at_a_time();
     let stale = StaleImage::new("base");
     let (layout, image) = (stale.layout.clone(), stale.image.clone());
     let cache = stale.cache.clone();
@@ -78,6 +86,7 @@ fn sigkill_at_any_phase_then_a_normal_run_succeeds() {
 
 #[test]
 fn ctrl_c_during_apt_prints_one_error_and_exits_130() {
+    let _one = one_at_a_time();
     let stale = StaleImage::new("base");
     let (layout, image, cache) = (stale.layout.clone(), stale.image.clone(), stale.cache.clone());
     let out = format!("oci:{}:patched", layout.display());
@@ -101,6 +110,7 @@ fn ctrl_c_during_apt_prints_one_error_and_exits_130() {
 /// stopped, its mounts and work directory removed, exit 128 + signal.
 #[test]
 fn sigterm_and_sighup_during_apt_stop_the_sandbox_and_exit_128_plus_signal() {
+    let _one = one_at_a_time();
     let stale = StaleImage::new("base");
     let (layout, image, cache) = (stale.layout.clone(), stale.image.clone(), stale.cache.clone());
     let out = format!("oci:{}:patched", layout.display());
@@ -145,6 +155,7 @@ fn sigterm_and_sighup_during_apt_stop_the_sandbox_and_exit_128_plus_signal() {
 /// reaped although a process with its PID is alive (PID 1).
 #[test]
 fn reaping_decides_by_the_lock_of_the_live_run() {
+    let _one = one_at_a_time();
     use std::os::unix::process::CommandExt;
     let stale = StaleImage::new("base");
     let (layout, image, cache) = (stale.layout.clone(), stale.image.clone(), stale.cache.clone());
@@ -193,6 +204,7 @@ fn reaping_decides_by_the_lock_of_the_live_run() {
 /// spool stays, a dead owner's files and lock go.
 #[test]
 fn scratch_files_are_reaped_by_their_owner_lock() {
+    let _one = one_at_a_time();
     let r = repo();
     let root = Rootfs::new(DEBIAN_OS);
     root.with_sources(&format!("deb {} stable main\n", r.url));
