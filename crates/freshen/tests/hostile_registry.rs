@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -52,30 +52,14 @@ fn craft_on(listener: TcpListener, handler: Handler) -> (String, Arc<Mutex<Vec<S
 
 fn answer(mut stream: TcpStream, handler: &(dyn Fn(&Seen) -> Reply + Send + Sync), log: &Mutex<Vec<Seen>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+    while let Some(head) = RequestHead::read(&mut reader) {
+        if head.method().is_empty() || head.path().is_empty() {
             return;
         }
-        let mut parts = line.split_whitespace();
-        let (Some(method), Some(path)) = (parts.next(), parts.next()) else { return };
-        let mut seen = Seen { method: method.to_string(), path: path.to_string(), authorization: None };
-        let mut length = 0usize;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("authorization") {
-                    seen.authorization = Some(v.trim().to_string());
-                }
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
+        // The last Authorization header, as the loop over the lines kept it.
+        let authorization = head.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("authorization")).last().map(|(_, v)| v.clone());
+        let seen = Seen { method: head.method().to_string(), path: head.path().to_string(), authorization };
+        let mut body = vec![0; head.length()];
         if reader.read_exact(&mut body).is_err() {
             return;
         }

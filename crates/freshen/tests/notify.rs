@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -37,17 +37,10 @@ impl Hook {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let (mut line, mut length, mut head) = (String::new(), 0, String::new());
-                reader.read_line(&mut head).unwrap();
-                while reader.read_line(&mut line).unwrap() > 2 {
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                    line.clear();
-                }
-                let mut body = vec![0; length];
+                let head = RequestHead::read(&mut reader).expect("a request");
+                let mut body = vec![0; head.length()];
                 reader.read_exact(&mut body).unwrap();
-                assert!(head.starts_with("POST /hook "), "{head}");
+                assert!(head.line.starts_with("POST /hook "), "{}", head.line);
                 let mut all = seen.lock().unwrap();
                 all.push(serde_json::from_slice(&body).unwrap_or(Value::Null));
                 let status = if all.len() <= fail { "500 Internal Server Error" } else { "204 No Content" };

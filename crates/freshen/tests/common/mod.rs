@@ -59,6 +59,52 @@ pub fn serve_private(root: PathBuf, user: &str, password: &str) -> (String, Arc<
     serve_with(root, Arc::new(|_: &str| {}), Some(expected))
 }
 
+/// One HTTP/1.1 request head, as the test servers here read it: the
+/// request line and the header lines.
+pub struct RequestHead {
+    pub line: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    /// Reads a request head; `None` at the end of the stream.
+    pub fn read(reader: &mut impl BufRead) -> Option<RequestHead> {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        Some(RequestHead { line, headers })
+    }
+
+    pub fn method(&self) -> &str {
+        self.line.split_whitespace().next().unwrap_or("")
+    }
+
+    pub fn path(&self) -> &str {
+        self.line.split_whitespace().nth(1).unwrap_or("")
+    }
+
+    /// The first header of this name (ASCII case ignored).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Content-Length, 0 when absent or unreadable.
+    pub fn length(&self) -> usize {
+        self.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+}
+
 fn serve_with(root: PathBuf, after: Arc<dyn Fn(&str) + Send + Sync>, authorization: Option<String>) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -73,28 +119,13 @@ fn serve_with(root: PathBuf, after: Arc<dyn Fn(&str) + Send + Sync>, authorizati
             let authorization = authorization.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    let mut ims = None;
-                    let mut authorized = authorization.is_none();
-                    loop {
-                        let mut h = String::new();
-                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = h.split_once(':') {
-                            if k.eq_ignore_ascii_case("if-modified-since") {
-                                ims = Some(v.trim().to_string());
-                            }
-                            if k.eq_ignore_ascii_case("authorization") && Some(v.trim()) == authorization.as_deref() {
-                                authorized = true;
-                            }
-                        }
-                    }
+                while let Some(head) = RequestHead::read(&mut reader) {
+                    let path = match head.path() {
+                        "" => "/".to_string(),
+                        p => p.to_string(),
+                    };
+                    let ims = head.header("if-modified-since").map(str::to_string);
+                    let authorized = authorization.is_none() || head.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("authorization") && Some(v.as_str()) == authorization.as_deref());
                     c.fetch_add(1, Ordering::SeqCst);
                     let rel = freshen_http::percent_decode(path.trim_start_matches('/'));
                     let file = root.join(&rel);
@@ -740,24 +771,11 @@ fn token_server(dir: &Path) -> (String, Arc<AtomicUsize>) {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            // (authorized, may push)
-            let mut user = (false, false);
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    if k.eq_ignore_ascii_case("authorization") {
-                        user = (v.trim() == writer || v.trim() == ro, v.trim() == writer);
-                    }
-                }
-            }
-            let (authorized, may_push) = user;
+            let head = RequestHead::read(&mut reader).unwrap_or(RequestHead { line: String::new(), headers: Vec::new() });
+            // (authorized, may push): the last Authorization header decides.
+            let (authorized, may_push) = head.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("authorization")).last().map_or((false, false), |(_, v)| (*v == writer || *v == ro, *v == writer));
             c.fetch_add(1, Ordering::SeqCst);
-            let query = line.split_whitespace().nth(1).unwrap_or("").split_once('?').map(|q| q.1.to_string()).unwrap_or_default();
+            let query = head.path().split_once('?').map(|q| q.1.to_string()).unwrap_or_default();
             let access: Vec<serde_json::Value> = query
                 .split('&')
                 .filter_map(|kv| kv.strip_prefix("scope="))
