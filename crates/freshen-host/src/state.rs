@@ -627,6 +627,15 @@ pub struct TargetStatus {
     pub fixes: Vec<FixStatus>,
 }
 
+impl TargetStatus {
+    /// `patched 2026-11-30 06:07 UTC: 1 packages upgraded`, when there
+    /// was an action.
+    pub fn last_action_line(&self) -> Option<String> {
+        let (a, at) = (self.last_action.as_ref()?, self.last_action_at?);
+        Some(format!("{a} {}{}", at.format("%Y-%m-%d %H:%M UTC"), self.last_reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()))
+    }
+}
+
 /// A pending fix as `status` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct FixStatus {

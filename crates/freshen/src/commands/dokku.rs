@@ -122,10 +122,7 @@ fn write_report(out: &mut dyn Write, app: &TargetStatus) -> std::io::Result<()> 
     cves.sort();
     cves.dedup();
     let packages: Vec<String> = security.iter().map(|f| format!("{} {} -> {}", f.pending.package, f.pending.installed, f.pending.candidate)).collect();
-    let action = match (&app.last_action, app.last_action_at) {
-        (Some(a), Some(at)) => format!("{a} {}{}", at.format("%Y-%m-%d %H:%M UTC"), app.last_reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()),
-        _ => "none".into(),
-    };
+    let action = app.last_action_line().unwrap_or_else(|| "none".into());
     let none = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
     let rows = [
         ("image", app.image.clone()),
@@ -137,9 +134,10 @@ fn write_report(out: &mut dyn Write, app: &TargetStatus) -> std::io::Result<()> 
         ("last action", action),
         ("rollbacks", app.rollbacks.to_string()),
     ];
-    writeln!(out, "=====> {} freshen information", app.name)?;
+    // Names, images and reasons come from images and the Engine.
+    writeln!(out, "=====> {} freshen information", freshen_image::escape(&app.name))?;
     for (key, value) in rows {
-        writeln!(out, "       {:<30} {value}", format!("Freshen {key}:"))?;
+        writeln!(out, "       {:<30} {}", format!("Freshen {key}:"), freshen_image::escape(&value))?;
     }
     Ok(())
 }
@@ -161,7 +159,7 @@ fn patch(args: PatchArgs) -> Result<u8> {
     }
     let mut failed = false;
     for o in &report.outcomes {
-        let line = format!("{}: {}{}", o.target.name, o.action.as_str(), o.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default());
+        let line = freshen_image::escape(&format!("{}: {}{}", o.target.name, o.action.as_str(), o.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default())).into_owned();
         match o.action {
             Action::Patched | Action::Unchanged | Action::Skipped => println!("-----> {line}"),
             Action::RolledBack | Action::Failed => {

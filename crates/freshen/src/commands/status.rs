@@ -47,10 +47,7 @@ fn text(report: &StatusReport, out: &mut impl Write) -> Result<()> {
             let cve = f.pending.cves.first().map(|c| format!(" {c}{}", if f.pending.cves.len() > 1 { format!(" +{}", f.pending.cves.len() - 1) } else { String::new() })).unwrap_or_default();
             format!("{}{cve} ({})", f.pending.package, f.exposure_seconds.map_or("-".to_string(), human))
         });
-        let action = match (&t.last_action, t.last_action_at) {
-            (Some(a), Some(at)) => format!("{a} {}{}", at.format("%Y-%m-%d %H:%M UTC"), t.last_reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()),
-            _ => "-".into(),
-        };
+        let action = t.last_action_line().unwrap_or_else(|| "-".into());
         rows.push(vec![t.kind.clone(), t.name.clone(), t.image.clone(), t.pending_security.to_string(), exposed, oldest, t.rollbacks.to_string(), action]);
     }
     table(&rows, out)?;
