@@ -135,6 +135,9 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE targets ADD COLUMN distro TEXT;
     ALTER TABLE scan_results ADD COLUMN distro TEXT;
     CREATE INDEX fixes_resolved ON fixes (resolved_at);",
+    // 6: whether a pass looked at every target (not `freshen dokku patch
+    // APP` or a build trigger): only those say the host was checked.
+    "ALTER TABLE passes ADD COLUMN whole INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// The schema version this freshen writes.
@@ -290,7 +293,7 @@ impl State {
             tx.execute("INSERT INTO actions (pass_id, target_id, at, action, reason) VALUES (?1, ?2, ?3, ?4, ?5)", params![pass, id, now_s, o.action.as_str(), o.reason])
                 .map_err(&err)?;
         }
-        tx.execute("UPDATE passes SET finished_at = ?2, error = ?3 WHERE id = ?1", params![pass, now_s, error]).map_err(&err)?;
+        tx.execute("UPDATE passes SET finished_at = ?2, error = ?3, whole = ?4 WHERE id = ?1", params![pass, now_s, error, retire]).map_err(&err)?;
         tx.commit().map_err(&err)
     }
 

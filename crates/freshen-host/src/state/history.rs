@@ -141,10 +141,12 @@ impl State {
             .map_err(db_err(&self.path))
     }
 
-    /// When the latest pass that finished without error finished.
+    /// When the latest pass over every target that finished without error
+    /// finished (passes over some targets only, such as a Dokku build's,
+    /// do not count).
     pub fn last_good_pass(&self) -> Result<Option<DateTime<Utc>>> {
         self.conn
-            .query_row("SELECT max(finished_at) FROM passes WHERE finished_at IS NOT NULL AND error IS NULL", [], |r| r.get(0))
+            .query_row("SELECT max(finished_at) FROM passes WHERE finished_at IS NOT NULL AND error IS NULL AND whole = 1", [], |r| r.get(0))
             .map(parse_time)
             .map_err(db_err(&self.path))
     }
@@ -193,6 +195,19 @@ mod tests {
             cves: vec!["CVE-2026-1".into()],
             fixed_on: None,
         }
+    }
+
+    #[test]
+    fn a_pass_over_some_targets_is_not_the_last_good_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open_writer(dir.path()).unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let t1 = t0 + chrono::Duration::hours(1);
+        let pass = s.begin_pass(t0, false).unwrap();
+        s.record_pass(pass, &[], &[], true, t0, None).unwrap();
+        let pass = s.begin_pass(t1, false).unwrap();
+        s.record_pass(pass, &[], &[], false, t1, None).unwrap();
+        assert_eq!(s.last_good_pass().unwrap(), Some(t0));
     }
 
     #[test]
