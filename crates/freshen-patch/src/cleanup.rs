@@ -41,6 +41,40 @@ pub(crate) fn guard(path: &Path) -> Result<std::sync::MutexGuard<'static, ()>> {
     Ok(g)
 }
 
+/// The runtime processes (`runc run`) this process started, by pidfd: a
+/// stop signal's cleanup kills them before it removes their directories,
+/// since the runtime makes its state directory's parents again.
+static CHILDREN: Mutex<Vec<(u32, std::os::fd::OwnedFd)>> = Mutex::new(Vec::new());
+
+/// Starts `cmd` (under [`guard`], so that no process starts once a stop
+/// signal's cleanup began) and tracks it until [`untrack`].
+pub(crate) fn spawn(cmd: &mut Command, work: &Path) -> Result<std::process::Child> {
+    let _g = guard(work)?;
+    let child = cmd.spawn().map_err(|e| crate::error::Error::Invalid(format!("cannot start {}: {e}", Path::new(cmd.get_program()).display())))?;
+    // Opened before anyone waits for the child, so the PID is still its.
+    if let Some(fd) = rustix::process::Pid::from_raw(child.id() as i32).and_then(|pid| rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()) {
+        CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).push((child.id(), fd));
+    }
+    Ok(child)
+}
+
+/// Stops tracking a child started by [`spawn`] (once it was waited for).
+pub(crate) fn untrack(pid: u32) {
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).retain(|(p, _)| *p != pid);
+}
+
+/// Kills the tracked children and waits until each has exited (without
+/// reaping it: the thread that started it does).
+fn kill_children() {
+    use rustix::process::{pidfd_send_signal, waitid, Signal, WaitId, WaitIdOptions};
+    let children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    for (_, fd) in children.iter() {
+        if pidfd_send_signal(fd, Signal::KILL).is_ok() {
+            let _ = waitid(WaitId::PidFd(std::os::fd::AsFd::as_fd(fd)), WaitIdOptions::EXITED | WaitIdOptions::NOWAIT);
+        }
+    }
+}
+
 /// Makes `path` and its parents inside a work directory (under [`guard`]).
 pub(crate) fn make_dirs(path: &Path) -> Result<()> {
     let _g = guard(path)?;
@@ -74,6 +108,11 @@ fn lock(path: &Path, wait: bool) -> Result<Option<File>> {
 pub(crate) fn create(root: &Path, name: &str) -> Result<(PathBuf, File)> {
     std::fs::create_dir_all(root).map_err(io_err(root))?;
     let _root = lock(&root.with_extension("lock"), true)?;
+    // Nothing is made once a stop signal's cleanup began (it may already
+    // have gone through this process's directories).
+    if STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(io_err(root)(std::io::Error::new(std::io::ErrorKind::Interrupted, "stopping")));
+    }
     reap_locked(root);
     let dir = root.join(name);
     // Registered before it exists: a stop signal from here on removes it
@@ -122,6 +161,32 @@ pub(crate) fn unregister(work: &Path) {
 
 /// Stops containers, unmounts and removes one work directory.
 pub fn remove_work_dir(work: &Path) {
+    stop_containers(work);
+    for m in MOUNTS {
+        let _ = rustix::mount::unmount(work.join(m), rustix::mount::UnmountFlags::DETACH);
+    }
+    // The scratch tmpfs of each sandbox run.
+    if let Ok(entries) = std::fs::read_dir(work) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("run-") {
+                let _ = rustix::mount::unmount(e.path(), rustix::mount::UnmountFlags::DETACH);
+            }
+        }
+    }
+    // Moved aside first: a thread of this process still writing a file by
+    // its path (a list, a script, a log) then fails instead of adding an
+    // entry while the tree is removed, which would leave it non-empty. What
+    // is left under the new name is reaped by the next run (no lock held).
+    let mut aside = work.as_os_str().to_owned();
+    aside.push(".removed");
+    let aside = PathBuf::from(aside);
+    let gone = if std::fs::rename(work, &aside).is_ok() { &aside } else { work };
+    let _ = std::fs::remove_dir_all(gone);
+}
+
+/// Removes (`delete --force`) the containers a work directory's runtime
+/// state knows; the runtime process that started each then exits.
+fn stop_containers(work: &Path) {
     let runtime = runtime_of(work);
     for bundle in ["bundle", "test-bundle"] {
         let state = work.join(bundle).join("state");
@@ -137,29 +202,25 @@ pub fn remove_work_dir(work: &Path) {
                 .status();
         }
     }
-    for m in MOUNTS {
-        let _ = rustix::mount::unmount(work.join(m), rustix::mount::UnmountFlags::DETACH);
-    }
-    // The scratch tmpfs of each sandbox run.
-    if let Ok(entries) = std::fs::read_dir(work) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with("run-") {
-                let _ = rustix::mount::unmount(e.path(), rustix::mount::UnmountFlags::DETACH);
-            }
-        }
-    }
-    let _ = std::fs::remove_dir_all(work);
 }
 
 /// Cleans up every work directory of this process (for a Ctrl-C handler).
 /// A directory being made ([`create`] holds its root's lock) is waited
 /// for, up to a few seconds, so that it is not made again after removal.
-/// A mount or directory being made ([`guard`]) is waited for; the guard is
-/// then kept until the process exits, so nothing is made again.
+/// A mount, directory or runtime process being made ([`guard`]) is waited
+/// for; the guard is then kept until the process exits, so nothing is
+/// made or started again. The containers are removed first (each
+/// runtime process reaps its container and exits); a runtime process
+/// still alive then (one that had not yet recorded its container) is
+/// killed, and what it recorded meanwhile removed with the directory.
 pub fn cleanup_active() {
     STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
     let held = MUTATE.lock().unwrap_or_else(|e| e.into_inner());
     let dirs: Vec<PathBuf> = ACTIVE.lock().map(|a| a.clone()).unwrap_or_default();
+    for d in &dirs {
+        stop_containers(d);
+    }
+    kill_children();
     for d in &dirs {
         let _root = d.parent().and_then(|root| root_lock_within(root, std::time::Duration::from_secs(5)));
         remove_work_dir(d);

@@ -304,19 +304,19 @@ pub fn run(runtime: &Path, bundle: &Path, rootfs: &Path, id: &str, run: &RunSpec
     let log = bundle.join("output.log");
     let out = std::fs::File::create(&log).map_err(io_err(&log))?;
     let err = out.try_clone().map_err(io_err(&log))?;
-    let status = Command::new(runtime)
-        .arg("--root")
-        .arg(&state)
-        .args(["run", "--bundle"])
-        .arg(bundle)
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .status()
-        .map_err(|e| Error::Invalid(format!("cannot start {}: {e}", runtime.display())))?;
+    let mut cmd = Command::new(runtime);
+    cmd.arg("--root").arg(&state).args(["run", "--bundle"]).arg(bundle).arg(id).stdin(Stdio::null()).stdout(out).stderr(err);
+    let mut child = crate::cleanup::spawn(&mut cmd, bundle)?;
+    let status = child.wait();
+    crate::cleanup::untrack(child.id());
+    let status = status.map_err(|e| Error::Invalid(format!("cannot wait for {}: {e}", runtime.display())))?;
     let output = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
-    // A container that failed to start may linger in the state dir.
-    let _ = Command::new(runtime).arg("--root").arg(&state).args(["delete", "--force", id]).stderr(Stdio::null()).status();
+    // A container that failed to start may linger in the state dir. Under
+    // the guard: the runtime makes its state directory again, so after a
+    // stop signal's cleanup (which removes the containers itself) it must
+    // not run.
+    if let Ok(_g) = crate::cleanup::guard(&state) {
+        let _ = Command::new(runtime).arg("--root").arg(&state).args(["delete", "--force", id]).stderr(Stdio::null()).status();
+    }
     Ok(RunOutput { success: status.success(), code: status.code(), output })
 }

@@ -196,7 +196,9 @@ fn reaping_decides_by_the_lock_of_the_live_run() {
 
     let o = first.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "the live run failed: {}", String::from_utf8_lossy(&o.stderr));
-    assert!(!any_entry(&cache.join("work"), &|w| w.is_dir()), "work directories left behind");
+    let left: Vec<_> = std::fs::read_dir(cache.join("work")).unwrap().flatten().filter(|e| e.path().is_dir()).map(|e| (e.file_name(), std::fs::read_dir(e.path()).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()).unwrap_or_default())).collect();
+    let find = Command::new("find").arg(cache.join("work")).args(["-printf", "%p %TT\\n"]).output().unwrap();
+    assert!(left.is_empty(), "work directories left behind (live run {}): {left:?}\n{}", live_dir.display(), String::from_utf8_lossy(&find.stdout));
 }
 
 /// Scratch files and spools in the cache's `tmp` are reaped by the lock
