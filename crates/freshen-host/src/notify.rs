@@ -1,5 +1,6 @@
 //! Notifications: after each pass ([`after_pass`]), one event per target
-//! patched, rolled back or failed, and one per target with security fixes
+//! patched, rolled back or failed (a failure for the reason of the one
+//! before it not again), and one per target with security fixes
 //! pending longer than `pending_after` (each fix told once, remembered in
 //! the state database). Events go to a webhook (a JSON POST, retried with
 //! backoff) and/or a command (the JSON on its stdin), delivered by a
@@ -172,7 +173,17 @@ pub fn after_pass(notifier: Option<&Notifier>, state: &State, outcomes: &[Outcom
         warn!(error = %e, "notifications: cannot read the targets' exposure");
         Vec::new()
     });
+    // A target that keeps failing for the same reason is told once, not
+    // each pass; a new reason, or a failure after it went well, is told.
+    let repeated = state.repeated_failures().unwrap_or_else(|e| {
+        warn!(error = %e, "notifications: cannot read which failures were told");
+        Default::default()
+    });
     for event in outcome_events(outcomes, &status, now) {
+        if event.event == Kind::Failed && repeated.contains(&(event.target.kind.clone(), event.target.name.clone())) {
+            info!(target = %event.target.name, "notifications: the same failure as last pass, not told again");
+            continue;
+        }
         n.send(event);
     }
     let after = n.config.pending_after.0;

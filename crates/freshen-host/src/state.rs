@@ -297,6 +297,24 @@ impl State {
         tx.commit().map_err(&err)
     }
 
+    /// The targets (kind, name) whose latest action failed for the same
+    /// reason as the one before it (passes that skipped the target not
+    /// counted): a failure already told.
+    pub fn repeated_failures(&self) -> Result<std::collections::HashSet<(String, String)>> {
+        let err = db_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT t.kind, t.name FROM targets t
+                 JOIN actions a ON a.id = (SELECT max(id) FROM actions WHERE target_id = t.id AND action != 'skipped')
+                 JOIN actions b ON b.id = (SELECT max(id) FROM actions WHERE target_id = t.id AND action != 'skipped' AND id < a.id)
+                 WHERE a.action = 'failed' AND b.action = 'failed' AND a.reason IS b.reason",
+            )
+            .map_err(&err)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(&err)
+    }
+
     /// When (and why) `fix_set` was rolled back on image `image_id`, if it
     /// was: such a set is not tried again on that image.
     pub fn refused(&self, image_id: &str, fix_set: &str) -> Result<Option<(DateTime<Utc>, Option<String>)>> {
@@ -735,6 +753,34 @@ mod tests {
         assert_eq!(a.last_exposure_seconds, Some(65), "first seen at t0, accepted 65 s later");
         let patches: i64 = s.conn.query_row("SELECT count(*) FROM patches", [], |r| r.get(0)).unwrap();
         assert_eq!(patches, 1, "one patch deployed to two targets is one row");
+    }
+
+    #[test]
+    fn a_failure_for_the_reason_told_before_is_a_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open_writer(dir.path()).unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let failed = |name: &str, why: &str| Outcome { action: Action::Failed, reason: Some(why.into()), ..outcome(name, vec![]) };
+        let skipped = |name: &str| outcome(name, vec![]);
+        let unchanged = |name: &str| Outcome { action: Action::Unchanged, reason: None, ..outcome(name, vec![]) };
+        let passes: [Vec<Outcome>; 4] = [
+            vec![failed("a", "archive unreachable"), failed("b", "apt failed"), failed("c", "x")],
+            vec![skipped("a"), failed("b", "apt failed again"), unchanged("c")],
+            vec![failed("a", "archive unreachable"), failed("b", "apt failed again"), failed("c", "x")],
+            vec![],
+        ];
+        let mut repeats = Vec::new();
+        for (i, outcomes) in passes.iter().enumerate() {
+            let at = t0 + chrono::Duration::hours(i as i64);
+            let pass = s.begin_pass(at, true).unwrap();
+            s.record_pass(pass, &[], outcomes, false, at, None).unwrap();
+            let mut r: Vec<String> = s.repeated_failures().unwrap().into_iter().map(|(_, n)| n).collect();
+            r.sort();
+            repeats.push(r);
+        }
+        // a: the same reason with a skip between; b: a new reason, then
+        // the same again; c: a failure after a pass that went well is new.
+        assert_eq!(repeats, [vec![], vec![], vec!["a".to_string(), "b".to_string()], vec!["a".to_string(), "b".to_string()]]);
     }
 
     #[test]

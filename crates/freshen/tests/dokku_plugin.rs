@@ -177,9 +177,22 @@ fn every_build_is_patched_before_release() {
     let current = live.base_image(&work.join("current"), "1.1");
     let out = freshen(&["copy", &current, "docker-daemon:live:2", "--docker-host", &d.host], &cache);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // What a killed trigger left (its file-reading container and scratch
+    // directory, its owner lock free) goes with the next build; another
+    // cache's container is not this one's to judge and stays.
+    let tmp = cache.join("tmp");
+    let leftover = tmp.join("freshen-files-999999.1-0");
+    std::fs::create_dir_all(leftover.join("var/lib/dpkg")).unwrap();
+    let label = |dir: &Path| format!("org.freshen.read-files={}", dir.display());
+    d.ok(&["create", "--name", "freshen-read-files-999999.1-0", "--label", &label(&tmp), "--entrypoint", "/nonexistent", "live:2"]);
+    d.ok(&["create", "--name", "freshen-read-files-999999.2-0", "--label", &label(&work.join("other-cache/tmp")), "--entrypoint", "/nonexistent", "live:2"]);
     source(&host, "shop", "live:2", "");
     let (stdout, stderr) = text(&host.run(&["ps:rebuild", "shop"], 0));
     assert!(stdout.contains("-----> freshen: no security update pending for dokku/shop:latest"), "{stdout}{stderr}");
+    let names = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!names.lines().any(|n| n == "freshen-read-files-999999.1-0"), "a dead run's container stayed: {names}");
+    assert!(names.lines().any(|n| n == "freshen-read-files-999999.2-0"), "another cache's container was removed: {names}");
+    assert!(!leftover.exists(), "a dead run's scratch directory stayed");
     let (built, after) = before_and_after(&trigger_log);
     assert_eq!(built, after, "a build with nothing pending was changed");
     assert_eq!(deployed(&d).1, "websrv 1.1");

@@ -57,7 +57,7 @@ fn answer(mut stream: TcpStream, handler: &(dyn Fn(&Seen) -> Reply + Send + Sync
             return;
         }
         // The last Authorization header, as the loop over the lines kept it.
-        let authorization = head.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("authorization")).last().map(|(_, v)| v.clone());
+        let authorization = head.headers.iter().rfind(|(k, _)| k.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.clone());
         let seen = Seen { method: head.method().to_string(), path: head.path().to_string(), authorization };
         let mut body = vec![0; head.length()];
         if reader.read_exact(&mut body).is_err() {

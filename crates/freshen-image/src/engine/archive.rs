@@ -17,29 +17,55 @@ use crate::transport::Transport;
 /// The files of image `name` (`NAME:TAG` or an id) that `interest` wants,
 /// as [`read_dir_files`] gives them for a directory: symlinks are kept and
 /// followed within the image's root only. The container is removed
-/// whatever happens; one a crash left carries the label
-/// `org.freshen.read-files`.
+/// whatever happens; those a killed run left are removed by the next
+/// ([`reap`]), as its scratch directory is (named for the owner lock,
+/// see [`crate::scratch`]).
 pub fn read_files(name: &str, interest: &Interest, t: &Transport) -> Result<RootFiles> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let engine = Engine::new(t)?;
+    reap(t);
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let container = format!("freshen-read-files-{}-{n}", std::process::id());
+    let owner = crate::scratch::owner();
+    let container = format!("{PREFIX}{owner}-{n}");
     let body = serde_json::json!({
         "Image": name,
         "Entrypoint": ["/nonexistent"],
         "Cmd": [],
         "NetworkDisabled": true,
-        "Labels": { "org.freshen.read-files": "1" },
+        "Labels": { LABEL: t.tmp_dir.to_string_lossy() },
         "HostConfig": { "NetworkMode": "none" },
     });
     let id = super::create_container(t, &container, &body).map_err(|e| Error::Invalid(format!("docker-daemon:{name}: {e}")))?;
-    let dir = t.tmp_dir.join(format!("freshen-files-{}-{n}", std::process::id()));
+    let dir = t.tmp_dir.join(format!("freshen-files-{owner}-{n}"));
     let read = fs::create_dir(&dir).map_err(io_err(&dir)).and_then(|()| fetch_into(&engine, name, &id, interest, &dir)).and_then(|()| read_dir_files(&dir, interest));
     let _ = fs::remove_dir_all(&dir);
     let removed = engine.call("DELETE", &format!("/containers/{}?force=1", http::escape(&id)), None).and_then(|r| engine.check(r, &format!("removing container {container}")));
     let files = read?;
     removed?;
     Ok(files)
+}
+
+/// The label of the containers [`read_files`] creates; its value is the
+/// scratch directory whose owner locks tell whether their creator lives.
+const LABEL: &str = "org.freshen.read-files";
+
+/// Their names: the prefix, then `OWNER-N` ([`crate::scratch::owner`]).
+const PREFIX: &str = "freshen-read-files-";
+
+/// Removes the containers a killed run of this scratch directory left
+/// (their owner's lock free); those of live runs, and of runs with another
+/// scratch directory (which this one cannot judge), stay. Best effort: a
+/// failure here does not stop the read.
+fn reap(t: &Transport) {
+    let Ok(containers) = super::containers::labelled_containers(t, LABEL) else { return };
+    let me = crate::scratch::owner();
+    let ours = t.tmp_dir.to_string_lossy();
+    for c in containers.iter().filter(|c| c.labels.get(LABEL).is_some_and(|v| *v == ours)) {
+        let owner = c.names.iter().find_map(|n| n.trim_start_matches('/').strip_prefix(PREFIX)?.rsplit_once('-').map(|(o, _)| o.to_string()));
+        if owner.is_some_and(|o| o != me && crate::scratch::owner_gone(&t.tmp_dir, &o)) {
+            let _ = super::remove_container(t, &c.id, true);
+        }
+    }
 }
 
 /// Unpacks each wanted path of container `id` under `dir`, a path the

@@ -16,8 +16,18 @@ use http::Body;
 
 /// All containers, running or not (`GET /containers/json?all=1`).
 pub fn all_containers(t: &Transport) -> Result<Vec<ContainerSummary>> {
+    list(t, "/containers/json?all=1")
+}
+
+/// The containers, running or not, that carry label `key`.
+pub(super) fn labelled_containers(t: &Transport, key: &str) -> Result<Vec<ContainerSummary>> {
+    let filters = serde_json::json!({ "label": [key] }).to_string();
+    list(t, &format!("/containers/json?all=1&filters={}", http::escape(&filters)))
+}
+
+fn list(t: &Transport, path: &str) -> Result<Vec<ContainerSummary>> {
     let engine = Engine::new(t)?;
-    let bytes = engine.json_call("GET", "/containers/json?all=1", None, "listing all containers")?;
+    let bytes = engine.json_call("GET", path, None, "listing containers")?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("the Docker Engine at {} sent an unreadable container list: {e}", engine.url)))
 }
 

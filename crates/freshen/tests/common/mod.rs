@@ -773,7 +773,7 @@ fn token_server(dir: &Path) -> (String, Arc<AtomicUsize>) {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let head = RequestHead::read(&mut reader).unwrap_or(RequestHead { line: String::new(), headers: Vec::new() });
             // (authorized, may push): the last Authorization header decides.
-            let (authorized, may_push) = head.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("authorization")).last().map_or((false, false), |(_, v)| (*v == writer || *v == ro, *v == writer));
+            let (authorized, may_push) = head.headers.iter().rfind(|(k, _)| k.eq_ignore_ascii_case("authorization")).map_or((false, false), |(_, v)| (*v == writer || *v == ro, *v == writer));
             c.fetch_add(1, Ordering::SeqCst);
             let query = head.path().split_once('?').map(|q| q.1.to_string()).unwrap_or_default();
             let access: Vec<serde_json::Value> = query
