@@ -175,10 +175,13 @@ pub fn after_pass(notifier: Option<&Notifier>, state: &State, outcomes: &[Outcom
     });
     // A target that keeps failing for the same reason is told once, not
     // each pass; a new reason, or a failure after it went well, is told.
-    let repeated = state.repeated_failures().unwrap_or_else(|e| {
-        warn!(error = %e, "notifications: cannot read which failures were told");
-        Default::default()
-    });
+    let repeated = match outcomes.iter().any(|o| o.action == Action::Failed) {
+        true => state.repeated_failures().unwrap_or_else(|e| {
+            warn!(error = %e, "notifications: cannot read which failures were told");
+            Default::default()
+        }),
+        false => Default::default(),
+    };
     for event in outcome_events(outcomes, &status, now) {
         if event.event == Kind::Failed && repeated.contains(&(event.target.kind.clone(), event.target.name.clone())) {
             info!(target = %event.target.name, "notifications: the same failure as last pass, not told again");

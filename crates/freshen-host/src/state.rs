@@ -686,6 +686,14 @@ mod tests {
         }
     }
 
+    /// A new state database in a directory of its own, and the time the
+    /// tests start at.
+    pub(super) fn fresh() -> (tempfile::TempDir, State, DateTime<Utc>) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open_writer(dir.path()).unwrap();
+        (dir, s, DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc))
+    }
+
     fn outcome(name: &str, p: Vec<Pending>) -> Outcome {
         let target = Target { kind: Kind::Container, name: name.into(), image: "i:1".into(), image_id: Some("sha256:1".into()), source: None, skip: None };
         Outcome { pending: Some(p), ..Outcome::new(target, Action::Skipped, Some("dry run".into())) }
@@ -693,9 +701,7 @@ mod tests {
 
     #[test]
     fn first_seen_survives_and_fixes_resolve() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = State::open_writer(dir.path()).unwrap();
-        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let (dir, mut s, t0) = fresh();
         let t1 = t0 + chrono::Duration::hours(1);
         let pass = s.begin_pass(t0, true).unwrap();
         s.record_pass(pass, &[], &[outcome("a", vec![pending("libc6", "1"), pending("zlib", "2")])], true, t0, None).unwrap();
@@ -721,9 +727,7 @@ mod tests {
 
     #[test]
     fn deploys_resolve_fixes_when_accepted_and_rollbacks_are_remembered() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = State::open_writer(dir.path()).unwrap();
-        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let (dir, mut s, t0) = fresh();
         let pass = s.begin_pass(t0, false).unwrap();
         s.record_pass(pass, &[], &[outcome("a", vec![pending("libc6", "1")]), outcome("b", vec![pending("libc6", "1")])], true, t0, None).unwrap();
         let patch = PatchRecord {
@@ -757,9 +761,7 @@ mod tests {
 
     #[test]
     fn a_failure_for_the_reason_told_before_is_a_repeat() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = State::open_writer(dir.path()).unwrap();
-        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let (_dir, mut s, t0) = fresh();
         let failed = |name: &str, why: &str| Outcome { action: Action::Failed, reason: Some(why.into()), ..outcome(name, vec![]) };
         let skipped = |name: &str| outcome(name, vec![]);
         let unchanged = |name: &str| Outcome { action: Action::Unchanged, reason: None, ..outcome(name, vec![]) };
@@ -785,9 +787,7 @@ mod tests {
 
     #[test]
     fn recorded_scans_read_back_until_forgotten() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = State::open_writer(dir.path()).unwrap();
-        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let (_dir, s, t0) = fresh();
         let releases = |d: &str| BTreeMap::from([("http://m/d/InRelease".to_string(), d.to_string())]);
         let a = RecordedScan { image_id: "sha256:a".into(), installed: 3, pending: vec![pending("libc6", "1")], unsupported: None, releases: releases("11"), distro: Some("debian".into()) };
         let b = RecordedScan { image_id: "sha256:b".into(), installed: 0, pending: vec![], unsupported: Some("no dpkg database".into()), releases: BTreeMap::new(), distro: None };

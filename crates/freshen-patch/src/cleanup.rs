@@ -34,11 +34,16 @@ static MUTATE: Mutex<()> = Mutex::new(());
 /// once a stop signal's cleanup began.
 pub(crate) fn guard(path: &Path) -> Result<std::sync::MutexGuard<'static, ()>> {
     let g = MUTATE.lock().unwrap_or_else(|e| e.into_inner());
-    if STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
-        drop(g);
-        return Err(io_err(path)(std::io::Error::new(std::io::ErrorKind::Interrupted, "stopping")));
-    }
+    not_stopping(path)?;
     Ok(g)
+}
+
+/// Fails (about `path`) once a stop signal's cleanup began.
+fn not_stopping(path: &Path) -> Result<()> {
+    match STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
+        true => Err(io_err(path)(std::io::Error::new(std::io::ErrorKind::Interrupted, "stopping"))),
+        false => Ok(()),
+    }
 }
 
 /// The runtime processes (`runc run`) this process started, by pidfd: a
@@ -110,9 +115,7 @@ pub(crate) fn create(root: &Path, name: &str) -> Result<(PathBuf, File)> {
     let _root = lock(&root.with_extension("lock"), true)?;
     // Nothing is made once a stop signal's cleanup began (it may already
     // have gone through this process's directories).
-    if STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(io_err(root)(std::io::Error::new(std::io::ErrorKind::Interrupted, "stopping")));
-    }
+    not_stopping(root)?;
     reap_locked(root);
     let dir = root.join(name);
     // Registered before it exists: a stop signal from here on removes it

@@ -199,9 +199,7 @@ mod tests {
 
     #[test]
     fn a_pass_over_some_targets_is_not_the_last_good_pass() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = State::open_writer(dir.path()).unwrap();
-        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let (_dir, mut s, t0) = crate::state::tests::fresh();
         let t1 = t0 + chrono::Duration::hours(1);
         let pass = s.begin_pass(t0, false).unwrap();
         s.record_pass(pass, &[], &[], true, t0, None).unwrap();
@@ -212,9 +210,7 @@ mod tests {
 
     #[test]
     fn windows_incidents_and_totals() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = State::open_writer(dir.path()).unwrap();
-        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let (_dir, mut s, t0) = crate::state::tests::fresh();
         let target = |name: &str| Target { kind: Kind::Container, name: name.into(), image: "i:1".into(), image_id: Some("sha256:1".into()), source: None, skip: None };
         let seen = |name: &str| Outcome { pending: Some(vec![pending("libc6"), pending("zlib")]), ..Outcome::new(target(name), Action::Failed, Some("planned".into())) };
         let pass = s.begin_pass(t0, false).unwrap();

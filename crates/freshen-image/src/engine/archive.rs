@@ -57,10 +57,9 @@ const PREFIX: &str = "freshen-read-files-";
 /// scratch directory (which this one cannot judge), stay. Best effort: a
 /// failure here does not stop the read.
 fn reap(t: &Transport) {
-    let Ok(containers) = super::containers::labelled_containers(t, LABEL) else { return };
+    let Ok(containers) = super::containers::labelled_containers(t, &format!("{LABEL}={}", t.tmp_dir.to_string_lossy())) else { return };
     let me = crate::scratch::owner();
-    let ours = t.tmp_dir.to_string_lossy();
-    for c in containers.iter().filter(|c| c.labels.get(LABEL).is_some_and(|v| *v == ours)) {
+    for c in &containers {
         let owner = c.names.iter().find_map(|n| n.trim_start_matches('/').strip_prefix(PREFIX)?.rsplit_once('-').map(|(o, _)| o.to_string()));
         if owner.is_some_and(|o| o != me && crate::scratch::owner_gone(&t.tmp_dir, &o)) {
             let _ = super::remove_container(t, &c.id, true);

@@ -19,9 +19,10 @@ pub fn all_containers(t: &Transport) -> Result<Vec<ContainerSummary>> {
     list(t, "/containers/json?all=1")
 }
 
-/// The containers, running or not, that carry label `key`.
-pub(super) fn labelled_containers(t: &Transport, key: &str) -> Result<Vec<ContainerSummary>> {
-    let filters = serde_json::json!({ "label": [key] }).to_string();
+/// The containers, running or not, that carry `label` (`KEY` or
+/// `KEY=VALUE`).
+pub(super) fn labelled_containers(t: &Transport, label: &str) -> Result<Vec<ContainerSummary>> {
+    let filters = serde_json::json!({ "label": [label] }).to_string();
     list(t, &format!("/containers/json?all=1&filters={}", http::escape(&filters)))
 }
 
